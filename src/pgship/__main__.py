@@ -1,0 +1,5 @@
+"""Allow ``python -m pgship``."""
+
+from pgship.cli import main
+
+raise SystemExit(main())
