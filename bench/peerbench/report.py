@@ -18,6 +18,7 @@ class Sample:
     seconds: float
     peak_rss_kib: int
     ok: bool
+    load_before: float = 0.0
     error: str = ""
 
 
@@ -138,8 +139,10 @@ class Tables:
             "peak RSS",
         ]
         rows = []
-        for key, label in (("python-floor", "Python floor (import psycopg, connect, SELECT 1)"),
-                           ("psql-floor", "psql floor (connect, SELECT 1)")):
+        for key, label in (
+            ("python-floor", "Python floor (import psycopg, connect, SELECT 1)"),
+            ("psql-floor", "psql floor (connect, SELECT 1)"),
+        ):
             summary = self.get(size, key, "reference") if size else None
             if summary is not None:
                 rss = f"{summary.max_rss_mib:.1f} MiB" if summary.max_rss_mib is not None else "—"
@@ -186,13 +189,21 @@ def render(tables: Tables, *, markdown: bool, repeat: int) -> str:
     ]
     if tables.noop_size:
         parts += [
-            heading(f"Nothing to do, N={tables.noop_size} applied — median seconds (ratio to the Python floor)"),
+            heading(
+                f"Nothing to do, N={tables.noop_size} applied — median seconds (ratio to the Python floor)"
+            ),
             draw(*tables.noop_rows()),
         ]
     return "\n".join(parts) + "\n"
 
 
-def write_json(path: Path, *, meta: dict[str, object], samples: list[Sample], summaries: list[Summary]) -> None:
+def write_json(
+    path: Path, *, meta: dict[str, object], samples: list[Sample], summaries: list[Summary]
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"meta": meta, "summary": [asdict(s) for s in summaries], "samples": [asdict(s) for s in samples]}
+    record = {
+        "meta": meta,
+        "summary": [asdict(s) for s in summaries],
+        "samples": [asdict(s) for s in samples],
+    }
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -109,7 +109,7 @@ def _output(command: list[str], **kwargs: object) -> str:
 
 
 def ensure_dbmate(log: Callable[[str], None]) -> tuple[Path, Path, str]:
-    """Install the pinned npm ``dbmate`` into bench/.tools (once); return (Go binary, npm wrapper, version)."""
+    """Install the pinned npm ``dbmate`` into bench/.tools (once): (Go binary, npm wrapper, version)."""
     wanted = _pinned_npm_version("dbmate")
     binary = TOOLS_DIR / "node_modules" / "@dbmate" / "linux-x64" / "bin" / "dbmate"
     wrapper = TOOLS_DIR / "node_modules" / ".bin" / "dbmate"
@@ -126,7 +126,9 @@ def ensure_dbmate(log: Callable[[str], None]) -> tuple[Path, Path, str]:
             shutil.copyfile(NPM_MANIFEST_DIR / name, TOOLS_DIR / name)
         # npm ci refuses this lock file: npm records only the current platform's optional
         # binary package, then finds the others missing. npm install honours the lock.
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=TOOLS_DIR, check=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=TOOLS_DIR, check=True
+        )
         if not installed():
             raise SystemExit(f"dbmate {wanted} did not install into {TOOLS_DIR}")
     return binary, wrapper, wanted
@@ -146,7 +148,10 @@ def ensure_yoyo(log: Callable[[str], None]) -> tuple[Path, str]:
     pins = _pins(PY_REQUIREMENTS)
     env_dir = TOOLS_DIR / "venv"
     python = env_dir / "bin" / "python"
-    probe = "import importlib.metadata as m, json, sys; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    probe = (
+        "import importlib.metadata as m, json, sys; "
+        "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    )
 
     def installed() -> bool:
         found = _output([str(python), "-c", probe, *pins]) if python.exists() else ""
@@ -157,7 +162,16 @@ def ensure_yoyo(log: Callable[[str], None]) -> tuple[Path, str]:
         if not python.exists():
             venv.EnvBuilder(with_pip=True).create(env_dir)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(PY_REQUIREMENTS)],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(PY_REQUIREMENTS),
+            ],
             check=True,
         )
         if not installed():
@@ -221,17 +235,29 @@ def tools(box: Toolbox, *, psql_version: str) -> list[Tool]:
                 version=box.versions.get("pgship", ""),
             )
         )
-    found.append(
-        Tool(
-            key="psycopg-min",
-            label="minimal psycopg runner",
-            apply=lambda t: [sys.executable, str(MINIMAL_RUNNER), str(t.files.numbered)],
-            noop=lambda t: [sys.executable, str(MINIMAL_RUNNER), str(t.files.numbered)],
-            applied_query=migrations_count,
-            large=True,
-            version="psycopg " + _output([sys.executable, "-c", "import psycopg; print(psycopg.__version__)"]),
-        )
+    psycopg_version = "psycopg " + _output(
+        [sys.executable, "-c", "import psycopg; print(psycopg.__version__)"]
     )
+    for key, label, flags in (
+        ("psycopg-min", "minimal psycopg runner", []),
+        ("psycopg-1rt", "minimal psycopg runner, 1 round trip/migration", ["--one-round-trip"]),
+        ("psycopg-pipeline", "minimal psycopg runner, pipeline mode", ["--pipeline"]),
+    ):
+
+        def minimal(t: Target, flags: list[str] = flags) -> list[str]:
+            return [sys.executable, str(MINIMAL_RUNNER), *flags, str(t.files.numbered)]
+
+        found.append(
+            Tool(
+                key=key,
+                label=label,
+                apply=minimal,
+                noop=minimal if not flags else None,
+                applied_query=migrations_count,
+                large=True,
+                version=psycopg_version,
+            )
+        )
     for key, label, executable in (
         ("dbmate", "dbmate (Go binary)", box.dbmate_bin),
         ("dbmate-npm", "dbmate (npm wrapper)", box.dbmate_npm),
@@ -259,7 +285,15 @@ def tools(box: Toolbox, *, psql_version: str) -> list[Tool]:
         yoyo = str(box.yoyo)
 
         def yoyo_command(t: Target, verb: str) -> list[str]:
-            return [yoyo, verb, "--batch", "--no-config-file", "--database", t.url("postgresql+psycopg"), str(t.files.yoyo)]
+            return [
+                yoyo,
+                verb,
+                "--batch",
+                "--no-config-file",
+                "--database",
+                t.url("postgresql+psycopg"),
+                str(t.files.yoyo),
+            ]
 
         found.append(
             Tool(
