@@ -119,13 +119,15 @@ class Bench:
                     measured.peak_rss_kib,
                     ok,
                     measured.load_before,
+                    measured.cpu_seconds,
                     error,
                 )
             )
         status = "ok" if ok else "FAILED"
         log(
             f"  N={size:<6} {tool:<12} {phase:<9} {measured.seconds:8.3f} s  "
-            f"{measured.peak_rss_kib / 1024:6.1f} MiB  load {measured.load_before:4.1f}  "
+            f"{measured.peak_rss_kib / 1024:6.1f} MiB  cpu {measured.cpu_seconds:6.2f} s  "
+            f"load {measured.load_before:4.1f}  "
             f"{status}{'' if rep >= 0 else ' (warm-up)'}"
         )
         if not ok:

@@ -1,6 +1,6 @@
 """Running one command and measuring it: wall time, and the peak RSS of the process it starts.
 
-Peak RSS comes from GNU time (``/usr/bin/time -f %M``), which forks and execs
+Peak RSS and CPU time come from GNU time (``/usr/bin/time -f "%M %U %S"``), which forks and execs
 the command and reads ``ru_maxrss`` for that one child (and any process it
 waited for). It cannot come from this script's own ``os.wait4`` or
 ``getrusage(RUSAGE_CHILDREN)``: Linux keeps the parent's memory high-water mark
@@ -29,6 +29,7 @@ class Measurement:
     returncode: int
     output: str  # stdout and stderr interleaved, the last few KB
     load_before: float  # 1-minute load average when the run started: other work on a shared machine
+    cpu_seconds: float = 0.0  # user + system time of the tool's processes (not the server's)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,7 @@ def run_measured(
 ) -> Measurement:
     """Run ``command`` to completion under GNU time; wall time is taken here, from spawn to exit."""
     with tempfile.TemporaryFile() as sink, tempfile.NamedTemporaryFile("r") as rss_file:
-        wrapped = [str(GNU_TIME), "-f", "%M", "-o", rss_file.name, *command]
+        wrapped = [str(GNU_TIME), "-f", "%M %U %S", "-o", rss_file.name, *command]
         load = os.getloadavg()[0]
         started = time.perf_counter()
         completed = subprocess.run(
@@ -72,6 +73,11 @@ def run_measured(
         elapsed = time.perf_counter() - started
         sink.seek(0)
         output = sink.read().decode(errors="replace")[-keep_output:]
-        lines = rss_file.read().split()  # "Command exited with non-zero status N" precedes %M on failure
-    peak = int(lines[-1]) if lines and lines[-1].isdigit() else 0
-    return Measurement(elapsed, peak, completed.returncode, output, load)
+        # "Command exited with non-zero status N" precedes the figures on failure.
+        lines = rss_file.read().strip().splitlines()
+    fields = lines[-1].split() if lines else []
+    try:
+        peak, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
+    except (IndexError, ValueError):
+        peak, cpu = 0, 0.0
+    return Measurement(elapsed, peak, completed.returncode, output, load, cpu)

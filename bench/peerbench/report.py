@@ -19,6 +19,7 @@ class Sample:
     peak_rss_kib: int
     ok: bool
     load_before: float = 0.0
+    cpu_s: float = 0.0
     error: str = ""
 
 
@@ -34,6 +35,7 @@ class Summary:
     max_s: float | None
     median_rss_mib: float | None
     max_rss_mib: float | None
+    median_cpu_s: float | None = None
 
 
 def summarise(samples: list[Sample]) -> list[Summary]:
@@ -57,6 +59,7 @@ def summarise(samples: list[Sample]) -> list[Summary]:
                 max_s=max(times) if times else None,
                 median_rss_mib=statistics.median(rss) if rss else None,
                 max_rss_mib=max(rss) if rss else None,
+                median_cpu_s=statistics.median(s.cpu_s for s in good) if good else None,
             )
         )
     return result
@@ -130,6 +133,25 @@ class Tables:
             rows.append(cells)
         return header, rows
 
+    def cpu_rows(self) -> tuple[list[str], list[list[str]]]:
+        """The runner's own CPU (user + system, its processes only): robust to a busy machine."""
+        header = ["tool", *[f"CPU s N={n}" for n in self.sizes], *[f"CPU ms/migr. N={n}" for n in self.sizes]]
+        rows = []
+        for tool in self.tools:
+            summaries = [self.get(size, tool, "apply") for size in self.sizes]
+            cpu = [s.median_cpu_s if s else None for s in summaries]
+            rows.append(
+                [
+                    self.labels[tool],
+                    *[f"{c:.2f}" if c is not None else "—" for c in cpu],
+                    *[
+                        f"{1000 * c / size:.2f}" if c is not None else "—"
+                        for c, size in zip(cpu, self.sizes, strict=True)
+                    ],
+                ]
+            )
+        return header, rows
+
     def noop_rows(self) -> tuple[list[str], list[list[str]]]:
         size = self.noop_size
         header = [
@@ -163,6 +185,68 @@ class Tables:
             )
         return header, rows
 
+    def goal_rows(self, tool: str = "pgship") -> tuple[list[str], list[list[str]]]:
+        """pgship's speed goals (issue 7, point 2), each with what this run measured."""
+        header = ["goal", "target", "measured", "verdict"]
+        rows: list[list[str]] = []
+
+        def verdict(value: float | None, limit: float) -> str:
+            return (
+                "—" if value is None else ("met" if value <= limit else f"missed by {value / limit - 1:.0%}")
+            )
+
+        apply_size = self.noop_size if self.noop_size in self.sizes else None
+        ratio = self.ratio(apply_size, tool, "apply", "floor", "apply") if apply_size else None
+        rows.append(
+            [
+                f"apply N={apply_size} vs the floor",
+                "≤ 1.25x",
+                f"{ratio:.2f}x" if ratio is not None else "—",
+                verdict(ratio, 1.25),
+            ]
+        )
+        per_migration = {}
+        for size in self.sizes:
+            summary = self.get(size, tool, "apply")
+            if size >= 1000 and summary and summary.median_s is not None:
+                per_migration[size] = summary.median_s / size
+        spread = max(per_migration.values()) / min(per_migration.values()) if len(per_migration) > 1 else None
+        rows.append(
+            [
+                f"linear: ms/migration across N={', '.join(map(str, per_migration)) or '≥1000'}",
+                "within 20%",
+                f"{spread - 1:+.0%} ({', '.join(f'{1000 * v:.2f}' for v in per_migration.values())})"
+                if spread is not None
+                else "—",
+                verdict(spread, 1.2),
+            ]
+        )
+        for phase, what in (("noop", "no-op rerun"), ("status", "status")):
+            value = (
+                self.ratio(self.noop_size, tool, phase, "python-floor", "reference")
+                if self.noop_size
+                else None
+            )
+            rows.append(
+                [
+                    f"{what} N={self.noop_size} vs the Python floor",
+                    "≤ 1.2x",
+                    f"{value:.2f}x" if value is not None else "—",
+                    verdict(value, 1.2),
+                ]
+            )
+        peaks = [s.max_rss_mib for s in self.by_key.values() if s.tool == tool and s.max_rss_mib is not None]
+        peak = max(peaks) if peaks else None
+        rows.append(
+            [
+                "peak RSS (any N, any command)",
+                "≤ 60 MB",
+                f"{peak:.1f} MiB" if peak else "—",
+                verdict(peak * 1.048576 if peak else None, 60),
+            ]
+        )
+        return header, rows
+
 
 def render_text(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -186,6 +270,8 @@ def render(tables: Tables, *, markdown: bool, repeat: int) -> str:
         draw(*tables.apply_rows()),
         heading("Cost per migration — median ms/migration, and marginal ms/migration between sizes"),
         draw(*tables.per_migration_rows()),
+        heading("The runner's own CPU (user + system of its processes, not the server's) — median"),
+        draw(*tables.cpu_rows()),
     ]
     if tables.noop_size:
         parts += [
@@ -194,6 +280,8 @@ def render(tables: Tables, *, markdown: bool, repeat: int) -> str:
             ),
             draw(*tables.noop_rows()),
         ]
+    if "pgship" in tables.tools:
+        parts += [heading("pgship's goals (issue 7)"), draw(*tables.goal_rows())]
     return "\n".join(parts) + "\n"
 
 
