@@ -116,7 +116,7 @@ def _width(count: int) -> int:
 
 
 def write_numbered_dir(directory: Path, items: list[Migration]) -> Path:
-    """``NNN_name.sql`` files: pgship's format, and the plain directory the psql loop reads."""
+    """``NNN_name.sql`` files: pgship's format, the psql loop's, and yoyo's (applied in file-name order)."""
     directory.mkdir(parents=True, exist_ok=True)
     width = _width(len(items))
     for item in items:
@@ -136,15 +136,6 @@ def write_dbmate_dir(directory: Path, items: list[Migration]) -> Path:
     for item in items:
         text = f"-- migrate:up\n{item.sql}\n-- migrate:down\n"
         (directory / f"{dbmate_version(item.number)}_{item.name}.sql").write_text(text)
-    return directory
-
-
-def write_yoyo_dir(directory: Path, items: list[Migration]) -> Path:
-    """yoyo's SQL migrations: applied in file-name order, recorded in ``_yoyo_migration``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    width = _width(len(items))
-    for item in items:
-        (directory / f"{item.version(width)}_{item.name}.sql").write_text(item.sql)
     return directory
 
 
@@ -181,6 +172,6 @@ def write_workload(root: Path, count: int) -> WorkloadFiles:
         count=count,
         numbered=write_numbered_dir(root / "migrations", items),
         dbmate=write_dbmate_dir(root / "db" / "migrations", items),
-        yoyo=write_yoyo_dir(root / "yoyo", items),
+        yoyo=write_numbered_dir(root / "yoyo", items),
         floor=floor,
     )
