@@ -350,6 +350,10 @@ class Runner:
 
     # -- applying one migration ----------------------------------------------------
     def _applied_by(self) -> str:
+        if self.conn.info.server_version >= 140000:
+            # If this process dies mid-migration, let the server notice within a second and roll
+            # back, instead of finishing a long statement (and holding its locks) for nobody.
+            self.conn.execute("SET client_connection_check_interval = 1000")
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
