@@ -291,3 +291,12 @@ def test_baseline_adopts_an_existing_schema_without_running_anything(cli, databa
     assert result.code == 0 and "Recorded 1" in result.stdout
     assert migrate(cli, database_url, migrations).code == 0
     assert applied_versions(database_url) == ["001", "002"]
+
+
+def test_session_settings_of_one_migration_do_not_leak_into_the_next(cli, database_url, migrations):
+    migrations.write(
+        "001_schema.sql", "CREATE SCHEMA reporting;\nSET search_path TO reporting;\nCREATE TABLE a (id int);"
+    )
+    migrations.write("002_table.sql", "CREATE TABLE b (id int);")
+    assert migrate(cli, database_url, migrations).code == 0
+    assert table_exists(database_url, "reporting.a") and table_exists(database_url, "public.b")
