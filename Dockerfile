@@ -11,6 +11,8 @@ ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 ARG WHEELHOUSE=
+# Lets scripts/build-pgship-image.sh remove this stage's image (the classic builder keeps it).
+LABEL pgship.stage=build
 COPY . /src
 RUN python3 -m venv /opt/pgship \
     && if [ -n "$WHEELHOUSE" ]; then \

@@ -49,4 +49,5 @@ say "docker build -> $tag (FROM $base)"
 # The classic builder: Debian's engine has no buildx, and FROM a local image needs no registry.
 DOCKER_BUILDKIT=0 docker build --quiet --build-arg BASE="$base" --build-arg WHEELHOUSE="$wheelhouse" \
     -t "$tag" "$here" >/dev/null
+docker image prune -f --filter label=pgship.stage=build >/dev/null
 say "$tag built in $(($(date +%s) - started))s"

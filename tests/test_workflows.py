@@ -55,9 +55,9 @@ def test_actionlint_really_lints(tmp_path: Path) -> None:
 def test_no_secret_is_written_in_a_workflow(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
     assert not re.search(r"postgres(ql)?://", text), "a database URL in a workflow"
-    assert not re.search(r"(?i)(password|token)\s*[:=]\s*['\"]?[A-Za-z0-9/+_-]{8,}", text.replace("${{", "")), (
-        "a literal credential in a workflow"
-    )
+    assert not re.search(
+        r"(?i)(password|token)\s*[:=]\s*['\"]?[A-Za-z0-9/+_-]{8,}", text.replace("${{", "")
+    ), "a literal credential in a workflow"
 
 
 def test_ci_runs_both_backends_and_uploads_the_single_file_report() -> None:
@@ -65,7 +65,9 @@ def test_ci_runs_both_backends_and_uploads_the_single_file_report() -> None:
     assert job["strategy"]["matrix"]["backend"] == ["embedded", "container"]
     commands = " ".join(step.get("run", "") for step in steps_of(job))
     assert "make test" in commands and "make spec-container" in commands
-    upload = next(step for step in steps_of(job) if step.get("uses", "").startswith("actions/upload-artifact"))
+    upload = next(
+        step for step in steps_of(job) if step.get("uses", "").startswith("actions/upload-artifact")
+    )
     assert upload["with"]["path"] == "reports/allure-report/index.html"
 
 

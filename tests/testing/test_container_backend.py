@@ -66,7 +66,9 @@ def test_create_and_drop_a_database(server: ContainerPostgres) -> None:
 def test_a_database_cloned_from_a_template_has_its_tables(server: ContainerPostgres) -> None:
     template = server.create_database(prefix="pgship_tpl")
     try:
-        execute(server.url_for(template), "CREATE TABLE shipped (version text); INSERT INTO shipped VALUES ('1')")
+        execute(
+            server.url_for(template), "CREATE TABLE shipped (version text); INSERT INTO shipped VALUES ('1')"
+        )
         with server.fresh_database(template=template) as url:
             assert query(url, "SELECT version FROM shipped") == [("1",)]
     finally:
@@ -113,7 +115,9 @@ def test_the_image_honours_postgres_user_password_and_db() -> None:
     from pgship.testing.container import apply_testcontainers_defaults
 
     apply_testcontainers_defaults()
-    with PostgresContainer(IMAGE, username="shop_owner", password="s3cret'quoted\"$HOME", dbname="shop-db") as pg:
+    with PostgresContainer(
+        IMAGE, username="shop_owner", password="s3cret'quoted\"$HOME", dbname="shop-db"
+    ) as pg:
         url = pg.get_connection_url(driver=None)
         assert query(url, "SELECT current_user, current_database()") == [("shop_owner", "shop-db")]
         assert query(url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == [(True,)]

@@ -40,7 +40,9 @@ def test_cannot_stop_a_server_it_did_not_start(existing_server: EmbeddedPostgres
     assert existing_server.server_version()
 
 
-def test_from_env_reads_database_url(monkeypatch: pytest.MonkeyPatch, existing_server: EmbeddedPostgres) -> None:
+def test_from_env_reads_database_url(
+    monkeypatch: pytest.MonkeyPatch, existing_server: EmbeddedPostgres
+) -> None:
     monkeypatch.setenv("DATABASE_URL", existing_server.admin_url)
     assert ExternalPostgres.from_env().server_version() == existing_server.server_version()
 
