@@ -29,6 +29,11 @@ fi
 "$here/scripts/import-debian-rootfs.sh" "$base" postgresql-15
 say "docker build -> $image"
 # The classic builder: Debian's engine has no buildx, and FROM a local image needs no registry.
+previous=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 DOCKER_BUILDKIT=0 docker build --quiet --build-arg BASE="$base" --label "pgship.context=$context_hash" \
     -t "$image" "$context" >/dev/null
+# The image the tag used to name would linger untagged; drop it unless a container uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$image")" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 say "$image ready in $(($(date +%s) - started))s"

@@ -47,7 +47,12 @@ say "pip wheel -> $wheelhouse (Python $host_python)"
 
 say "docker build -> $tag (FROM $base)"
 # The classic builder: Debian's engine has no buildx, and FROM a local image needs no registry.
+previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 DOCKER_BUILDKIT=0 docker build --quiet --build-arg BASE="$base" --build-arg WHEELHOUSE="$wheelhouse" \
     -t "$tag" "$here" >/dev/null
 docker image prune -f --filter label=pgship.stage=build >/dev/null
+# The image the tag used to name would linger untagged; drop it unless a container uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect --format '{{.Id}}' "$tag")" ]; then
+    docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 say "$tag built in $(($(date +%s) - started))s"
