@@ -10,6 +10,7 @@ and its helpers that let a root process run them as an unprivileged user.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import shutil
@@ -97,15 +98,17 @@ class EmbeddedPostgres(PostgresServer):
         self._chown(pwfile)
         self._run(
             "initdb",
-            "-D", str(self.data_dir),
-            "-U", self.user,
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.user,
             f"--pwfile={pwfile}",
             "--auth-local=trust",
             "--auth-host=scram-sha-256",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
-        )  # fmt: skip
+        )
         pwfile.unlink()
         self.start()
         return self
@@ -146,10 +149,8 @@ class EmbeddedPostgres(PostgresServer):
             return
         self._closed = True
         if self._running:
-            try:
+            with contextlib.suppress(EmbeddedServerError):
                 self._pg_ctl("stop", "-w", "-m", "immediate")
-            except EmbeddedServerError:
-                pass
             self._running = False
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -1,0 +1,776 @@
+"""The ``pgship`` command line: parse arguments, call the library, render the result, exit.
+
+No decisions are made here beyond choosing what to call; every command exists
+as library functions (``pgship.migrations``, ``pgship.runner``...) that tests
+and the specification can use directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pgship import __version__, config
+from pgship.database import ConnectAttempt, connect, describe, passwords_in
+from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
+from pgship.history import TrackingTable
+from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
+from pgship.output import Output
+from pgship.planner import Plan, State
+from pgship.runner import MigrateResult, Runner, RunOptions
+
+DESCRIPTION = """\
+Ship PostgreSQL schema changes forward, safely.
+
+pgship applies <version>_<description>.sql files in version order, each in its
+own transaction together with its row in the tracking table, under an advisory
+lock so two deploys never collide. Edited, deleted or out-of-order migrations
+stop the run before anything changes.
+"""
+
+EPILOG = """\
+settings: flags > environment (DATABASE_URL or PG* variables, PGSHIP_MIGRATIONS_DIR,
+PGSHIP_TABLE) > [tool.pgship] in pyproject.toml (migrations_dir, table).
+
+exit codes: 0 ok, 1 a migration or stage failed, 2 invalid input or refused (nothing
+changed), 3 database unreachable, 4 lock not acquired, 5 not in sync (status --check).
+
+examples:
+  pgship status                      what is applied, what is pending
+  pgship migrate --wait 60           wait up to 60 s for the database, then apply
+  pgship new add_orders_table        create the next migration from TEMPLATE.sql
+  pgship --json status --check       machine-readable; exit 5 if not in sync
+"""
+
+
+# -- argument parsing --------------------------------------------------------------
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    """Options accepted before or after the command: `pgship --json status` = `pgship status --json`."""
+    group = parser.add_argument_group("global options")
+    suppress = argparse.SUPPRESS
+    group.add_argument(
+        "-d",
+        "--database-url",
+        metavar="URL",
+        default=suppress,
+        help="PostgreSQL URL (default: DATABASE_URL, else libpq's PG* variables)",
+    )
+    group.add_argument(
+        "-m",
+        "--migrations-dir",
+        metavar="DIR",
+        default=suppress,
+        help=f"directory of migration files (default: {config.DEFAULT_MIGRATIONS_DIR})",
+    )
+    group.add_argument(
+        "--table",
+        metavar="NAME",
+        default=suppress,
+        help="tracking table, optionally schema-qualified (default: schema_migrations)",
+    )
+    group.add_argument(
+        "--json", action="store_true", default=suppress, help="print one JSON document instead of text"
+    )
+
+
+def _wait_option(parser: argparse.ArgumentParser, default: float = 0.0) -> None:
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=default,
+        metavar="SECONDS",
+        help=f"wait up to SECONDS for the database to accept connections (default: {default:g})",
+    )
+
+
+def _plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", metavar="VERSION", help="apply only up to this version (inclusive)")
+    parser.add_argument(
+        "--allow-out-of-order",
+        action="store_true",
+        help="apply pending files older than the newest applied version instead of refusing",
+    )
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="run even though applied migrations' files were deleted"
+    )
+
+
+def _lint_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
+    if default_on:
+        parser.add_argument("--no-lint", dest="lint", action="store_false", help="skip the squawk lint")
+    else:
+        parser.add_argument("--lint", action="store_true", help="also lint the files with squawk")
+    parser.add_argument("--lint-strict", action="store_true", help="lint findings fail the command (exit 2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgship",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pgship {__version__}")
+    _global_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, summary: str, description: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            aliases=list(aliases),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        _global_options(sub)
+        sub.set_defaults(command=name)
+        return sub
+
+    status = add(
+        "status",
+        "show every migration and its state",
+        "List every version with its state: applied, pending, out_of_order, drifted (file edited\n"
+        "after it was applied), no_checksum (applied by an older runner), missing (file deleted)\n"
+        "or ahead (applied by a newer release). Changes nothing.",
+    )
+    status.add_argument("--check", action="store_true", help="exit 5 unless the database matches the files")
+    _wait_option(status)
+
+    migrate = add(
+        "migrate",
+        "apply pending migrations",
+        "Apply pending migrations in version order, each in its own transaction with its\n"
+        "tracking row. Refuses (exit 2, nothing changed) on invalid files, edited or deleted\n"
+        "applied migrations, and pending files older than the newest applied one.",
+        aliases=["up"],
+    )
+    _plan_options(migrate)
+    _wait_option(migrate)
+    migrate.add_argument(
+        "--lock-wait",
+        type=_seconds,
+        default=RunOptions.lock_wait_s,
+        metavar="SECONDS",
+        help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=RunOptions.lock_timeout_s,
+        metavar="SECONDS",
+        help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
+    )
+    migrate.add_argument(
+        "--lock-retries",
+        type=int,
+        default=RunOptions.lock_retries,
+        metavar="N",
+        help="retries after a lock timeout (default: %(default)d)",
+    )
+    migrate.add_argument(
+        "--statement-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="statement_timeout for migrations (default: none)",
+    )
+
+    plan = add(
+        "plan",
+        "show what migrate would do, without changing anything",
+        "Compare the files with the database, check the pending files and lint them with squawk.\n"
+        "Exit 2 when migrate would refuse.",
+    )
+    _plan_options(plan)
+    _wait_option(plan)
+    _lint_options(plan, default_on=True)
+
+    verify = add(
+        "verify",
+        "check the migration files (and, with a database, their checksums)",
+        "Parse every migration file and report every problem with file and line. With a database\n"
+        "(-d or DATABASE_URL), also check that applied migrations were not edited or deleted.",
+    )
+    verify.add_argument(
+        "--no-database", action="store_true", help="check the files only, even if a URL is set"
+    )
+    _lint_options(verify, default_on=False)
+    _wait_option(verify)
+
+    new = add(
+        "new",
+        "create the next migration file from the template",
+        f"Create <next version>_NAME.sql from {TEMPLATE_NAME} in the migrations directory (or a\n"
+        "built-in template). The version is one more than the newest, with the same width.",
+    )
+    new.add_argument("name", help="what the migration does, e.g. add_orders_table")
+
+    baseline = add(
+        "baseline",
+        "record migrations up to VERSION as applied without running them",
+        "Adopt a database whose schema already exists (made by hand or another tool): record every\n"
+        "migration up to VERSION as applied, without running it.",
+    )
+    baseline.add_argument("version", help="the version whose schema the database already has")
+    _wait_option(baseline)
+
+    repair = add(
+        "repair",
+        "accept the current checksum of edited migrations",
+        "For the rare deliberate edit of an applied migration (a comment, formatting): record the\n"
+        "files' current checksums, listing each change. Never re-runs anything.",
+    )
+    repair.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="also delete tracking rows of applied migrations whose files were deleted",
+    )
+    _wait_option(repair)
+
+    wait = add(
+        "wait",
+        "wait until the database accepts connections",
+        "Poll the database until it accepts a connection (exit 0) or the time runs out (exit 3).",
+    )
+    wait.add_argument(
+        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default: %(default)g"
+    )
+
+    for extension in _EXTENSIONS:
+        extension(add)
+    return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.rstrip("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+# -- commands ----------------------------------------------------------------------
+class Context:
+    """What every command gets: parsed arguments, resolved settings and the output."""
+
+    def __init__(self, args: argparse.Namespace, settings: config.Settings, out: Output) -> None:
+        self.args = args
+        self.settings = settings
+        self.out = out
+
+    @property
+    def table(self) -> TrackingTable:
+        try:
+            return TrackingTable.parse(self.settings.table)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+
+    def discover(self) -> Discovery:
+        discovery = discover(self.settings.migrations_dir)
+        for warning in discovery.warnings:
+            self.out.warn(warning)
+        return discovery
+
+    def connect(self, wait_s: float | None = None) -> Any:
+        wait = getattr(self.args, "wait", 0.0) if wait_s is None else wait_s
+
+        def on_retry(attempt: ConnectAttempt) -> None:
+            if attempt.attempt == 1 or attempt.attempt % 5 == 0:
+                self.out.warn(
+                    f"database not ready ({attempt.error.splitlines()[0]}); retrying for "
+                    f"{attempt.remaining_s:.0f} s more"
+                )
+
+        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
+
+    def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
+        return Runner(conn, self.table, options=options, on_event=self.out.event)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "command": self.args.command,
+            "database": describe(self.settings.database_url),
+            "table": str(self.settings.table),
+            "migrations_dir": str(self.settings.migrations_dir),
+        }
+
+
+def _target(args: argparse.Namespace) -> Version | None:
+    if not getattr(args, "target", None):
+        return None
+    try:
+        return Version.parse(args.target)
+    except ValueError as exc:
+        raise UsageError(f"--target: {exc}") from None
+
+
+def cmd_status(ctx: Context) -> int:
+    discovery = ctx.discover()
+    with ctx.connect() as conn:
+        plan = ctx.runner(conn).plan(discovery)
+    payload = {**ctx.header(), **plan_payload(plan)}
+    if ctx.out.as_json:
+        ctx.out.document(payload)
+    else:
+        render_status(ctx.out, plan)
+    if ctx.args.check and not plan.in_sync:
+        return ExitCode.OUT_OF_SYNC
+    return ExitCode.OK
+
+
+def cmd_migrate(ctx: Context) -> int:
+    args = ctx.args
+    discovery = ctx.discover()
+    options = RunOptions(
+        lock_wait_s=args.lock_wait,
+        lock_timeout_s=args.lock_timeout,
+        lock_retries=args.lock_retries,
+        statement_timeout_s=args.statement_timeout,
+    )
+    with ctx.connect() as conn:
+        try:
+            result = ctx.runner(conn, options).migrate(
+                discovery,
+                target=_target(args),
+                allow_out_of_order=args.allow_out_of_order,
+                allow_missing=args.allow_missing,
+            )
+        except PgshipError as error:
+            partial = error.partial_result
+            if isinstance(partial, MigrateResult):
+                if partial.applied and not ctx.out.as_json:
+                    ctx.out.stop_progress()
+                    ctx.out.line(
+                        f"{len(partial.applied)} migration(s) applied before the failure stay applied."
+                    )
+                error.payload = {**ctx.header(), **migrate_payload(partial, "failed")}  # type: ignore[attr-defined]
+            raise
+    for warning in result.warnings:
+        ctx.out.warn(warning)
+    ctx.out.stop_progress()
+    if ctx.out.as_json:
+        ctx.out.document({**ctx.header(), **migrate_payload(result, "ok")})
+        return ExitCode.OK
+    seconds = result.duration_ms / 1000
+    if result.applied:
+        ctx.out.line(
+            f"Applied {len(result.applied)} migration{'s' if len(result.applied) != 1 else ''} "
+            f"in {seconds:.2f} s ({result.already_applied} already applied). "
+            f"Database is at version {result.applied[-1].version}."
+        )
+    else:
+        latest = discovery.latest
+        at = f" at version {latest.version}" if latest and result.already_applied else ""
+        ctx.out.line(
+            f"Nothing to apply: the database is up to date{at} ({result.already_applied} migrations applied)."
+        )
+    return ExitCode.OK
+
+
+def cmd_plan(ctx: Context) -> int:
+    from pgship.migrations import require_parsed
+
+    args = ctx.args
+    discovery = ctx.discover()
+    with ctx.connect() as conn:
+        plan = ctx.runner(conn).plan(
+            discovery,
+            target=_target(args),
+            allow_out_of_order=args.allow_out_of_order,
+            allow_missing=args.allow_missing,
+        )
+    problems: list[Any] = []
+    scripts: dict[Any, Any] = {}
+    try:
+        scripts = require_parsed(plan.to_apply)
+    except InvalidMigrations as error:
+        problems = error.problems
+    findings, lint_error = _lint(ctx, plan.to_apply, scripts) if args.lint else ([], None)
+    refused = bool(plan.refusals or problems)
+    failed_lint = bool(args.lint_strict and findings)
+    payload = {
+        **ctx.header(),
+        **plan_payload(plan),
+        "would_apply": [
+            {
+                "version": str(m.version),
+                "file": m.filename,
+                "no_transaction": bool(scripts.get(m.version) and scripts[m.version].no_transaction),
+            }
+            for m in plan.to_apply
+        ],
+        "refusals": [asdict(r) for r in plan.refusals],
+        "problems": [p.to_dict() for p in problems],
+        "lint": [f.to_dict() for f in findings],
+        "lint_error": lint_error,
+        "status": "refused" if refused else ("lint_failed" if failed_lint else "ok"),
+    }
+    if ctx.out.as_json:
+        ctx.out.document(payload)
+    else:
+        render_plan(ctx.out, plan, problems, findings, lint_error)
+    return ExitCode.INVALID if refused or failed_lint else ExitCode.OK
+
+
+def cmd_verify(ctx: Context) -> int:
+    from pgship.migrations import require_parsed
+
+    args = ctx.args
+    discovery = ctx.discover()
+    scripts = require_parsed(discovery.migrations)
+    payload: dict[str, Any] = {
+        **ctx.header(),
+        "files": len(discovery.migrations),
+        "latest": str(discovery.latest.version) if discovery.latest else None,
+    }
+    plan: Plan | None = None
+    if ctx.settings.has_database and not args.no_database:
+        with ctx.connect() as conn:
+            plan = ctx.runner(conn).plan(discovery, allow_missing=False)
+        payload.update(plan_payload(plan))
+        payload["refusals"] = [asdict(r) for r in plan.refusals if r.kind != "out_of_order"]
+    else:
+        payload["database"] = None
+    findings, lint_error = _lint(ctx, discovery.migrations, scripts) if args.lint else ([], None)
+    payload["lint"] = [f.to_dict() for f in findings]
+    payload["lint_error"] = lint_error
+    refusals = payload.get("refusals", [])
+    failed = bool(refusals) or bool(args.lint_strict and findings)
+    payload["status"] = "failed" if failed else "ok"
+    if ctx.out.as_json:
+        ctx.out.document(payload)
+    else:
+        ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
+        if plan is not None and not refusals:
+            ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
+        for refusal in refusals:
+            ctx.out.line(f"error: {refusal['message']}\n  {refusal['hint']}")
+        _render_findings(ctx.out, findings, lint_error)
+    return ExitCode.INVALID if failed else ExitCode.OK
+
+
+def cmd_new(ctx: Context) -> int:
+    from datetime import date
+
+    name = ctx.args.name
+    reason = validate_new_name(name)
+    if reason:
+        raise UsageError(reason, hint="Example: pgship new add_orders_table")
+    directory = ctx.settings.migrations_dir
+    created_dir = False
+    if not directory.exists():
+        directory.mkdir(parents=True)
+        created_dir = True
+    discovery = ctx.discover()
+    version = next_version(discovery)
+    path = directory / f"{version}_{name}.sql"
+    template_path = directory / TEMPLATE_NAME
+    template = template_path.read_text(encoding="utf-8") if template_path.is_file() else BUILTIN_TEMPLATE
+    text = (
+        template.replace("{{version}}", version)
+        .replace("{{name}}", name)
+        .replace("{{date}}", date.today().isoformat())
+    )
+    path.write_text(text, encoding="utf-8")
+    payload = {
+        **ctx.header(),
+        "version": version,
+        "file": str(path),
+        "template": str(template_path) if template_path.is_file() else "built-in",
+        "created_directory": created_dir,
+    }
+    if ctx.out.as_json:
+        ctx.out.document(payload)
+    else:
+        ctx.out.line(f"Created {path}")
+        ctx.out.line("Write the schema change in it, then check it with `pgship verify` and `pgship plan`.")
+    return ExitCode.OK
+
+
+def cmd_baseline(ctx: Context) -> int:
+    try:
+        version = Version.parse(ctx.args.version)
+    except ValueError as exc:
+        raise UsageError(f"baseline: {exc}") from None
+    discovery = ctx.discover()
+    with ctx.connect() as conn:
+        recorded = ctx.runner(conn).baseline(discovery, version)
+    if ctx.out.as_json:
+        ctx.out.document({**ctx.header(), "baseline": str(version), "recorded": recorded, "status": "ok"})
+    else:
+        ctx.out.line(
+            f"Recorded {len(recorded)} migration(s) up to {version} as applied, without running them."
+            if recorded
+            else f"Nothing to record: every migration up to {version} is already recorded."
+        )
+    return ExitCode.OK
+
+
+def cmd_repair(ctx: Context) -> int:
+    discovery = ctx.discover()
+    with ctx.connect() as conn:
+        changes = ctx.runner(conn).repair(discovery, forget_missing=ctx.args.forget_missing)
+    if ctx.out.as_json:
+        ctx.out.document({**ctx.header(), "changes": [asdict(c) for c in changes], "status": "ok"})
+        return ExitCode.OK
+    if not changes:
+        ctx.out.line("Nothing to repair: every applied migration matches its file.")
+    for change in changes:
+        if change.action == "forgotten":
+            ctx.out.line(
+                f"  forgot   {change.version} (file deleted; its schema changes stay in the database)"
+            )
+        else:
+            old = (change.old_checksum or "none")[:12]
+            ctx.out.line(f"  accepted {change.file}: checksum {old} -> {(change.new_checksum or '')[:12]}")
+    return ExitCode.OK
+
+
+def cmd_wait(ctx: Context) -> int:
+    started = time.monotonic()
+    with ctx.connect(wait_s=ctx.args.timeout) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    waited = time.monotonic() - started
+    if ctx.out.as_json:
+        ctx.out.document(
+            {**ctx.header(), "status": "ok", "waited_s": round(waited, 2), "server_version": version}
+        )
+    else:
+        ctx.out.line(f"The database accepts connections (PostgreSQL {version}, after {waited:.1f} s).")
+    return ExitCode.OK
+
+
+BUILTIN_TEMPLATE = """\
+-- {{version}}_{{name}}: <one line on what this changes and why>
+--
+-- pgship runs this whole file in one transaction, together with its row in the
+-- tracking table: if any statement fails, nothing of it is applied.
+-- * Never edit this file once it is applied anywhere; write a new migration.
+-- * Keep it small: one schema change per migration.
+-- * Build indexes on existing tables with CREATE INDEX CONCURRENTLY, in a file of
+--   its own whose first line is: -- pgship:no-transaction
+-- * Add NOT NULL columns with a DEFAULT, or in steps (expand, backfill, contract).
+
+"""
+
+
+# -- rendering ---------------------------------------------------------------------
+def plan_payload(plan: Plan) -> dict[str, Any]:
+    """The stable JSON shape of a comparison (status, plan, verify)."""
+    counts = {state.value: 0 for state in State}
+    for entry in plan.entries:
+        counts[entry.state.value] += 1
+    pending = plan.with_state(State.PENDING, State.OUT_OF_ORDER)
+    return {
+        "in_sync": plan.in_sync,
+        "summary": counts,
+        "latest_applied": str(plan.latest_applied) if plan.latest_applied else None,
+        "pending": [str(e.version) for e in pending],
+        "migrations": [
+            {
+                "version": str(entry.version),
+                "name": entry.name,
+                "file": entry.file.filename if entry.file else None,
+                "state": entry.state.value,
+                "applied_at": entry.applied.applied_at.isoformat()
+                if entry.applied and entry.applied.applied_at
+                else None,
+                "execution_ms": entry.applied.execution_ms if entry.applied else None,
+                "applied_by": entry.applied.applied_by if entry.applied else None,
+                "checksum": entry.file.checksum if entry.file else None,
+                "recorded_checksum": entry.applied.checksum if entry.applied else None,
+            }
+            for entry in plan.entries
+        ],
+        "warnings": plan.warnings,
+    }
+
+
+def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
+    """The stable JSON shape of a migrate run."""
+    if status == "ok" and not result.applied:
+        status = "up_to_date"
+    return {
+        "status": status,
+        "applied": [asdict(a) for a in result.applied],
+        "already_applied": result.already_applied,
+        "adopted": result.adopted,
+        "table_changes": result.table_changes,
+        "warnings": result.warnings,
+        "duration_ms": result.duration_ms,
+    }
+
+
+_STATE_NOTES = {
+    State.PENDING: "pending",
+    State.OUT_OF_ORDER: "out of order",
+    State.DRIFTED: "EDITED after apply",
+    State.NO_CHECKSUM: "applied (no checksum yet)",
+    State.MISSING: "applied, FILE MISSING",
+    State.AHEAD: "applied by a newer release",
+    State.APPLIED: "applied",
+}
+
+
+def render_status(out: Output, plan: Plan) -> None:
+    if not plan.entries:
+        out.line("No migrations: no files and nothing recorded in the database.")
+        return
+    rows = [("VERSION", "STATE", "APPLIED AT", "MS", "NAME")]
+    for entry in plan.entries:
+        applied = entry.applied
+        rows.append(
+            (
+                str(entry.version),
+                _STATE_NOTES[entry.state],
+                applied.applied_at.strftime("%Y-%m-%d %H:%M:%S") if applied and applied.applied_at else "",
+                str(applied.execution_ms) if applied and applied.execution_ms is not None else "",
+                entry.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        out.line(
+            "  "
+            + "  ".join(
+                cell.ljust(widths[i]) if i != 3 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+            ).rstrip()
+        )
+    summary = ", ".join(
+        f"{len(plan.with_state(state))} {_STATE_NOTES[state].lower()}"
+        for state in State
+        if plan.with_state(state)
+    )
+    out.line()
+    out.line(f"{summary}.")
+    for warning in plan.warnings:
+        out.warn(warning)
+    for refusal in plan.refusals:
+        out.line(f"migrate would refuse: {refusal.message}\n  {refusal.hint}")
+    if plan.in_sync:
+        out.line("The database is in sync with the migration files.")
+    elif plan.to_apply and not plan.refusals:
+        out.line(f"Run `pgship migrate` to apply {len(plan.to_apply)} pending migration(s).")
+
+
+def render_plan(
+    out: Output, plan: Plan, problems: list[Any], findings: list[Any], lint_error: str | None
+) -> None:
+    if plan.refusals:
+        for refusal in plan.refusals:
+            out.line(f"migrate would refuse: {refusal.message}\n  {refusal.hint}")
+    if problems:
+        out.line("migrate would refuse: problems in pending files:")
+        for problem in problems:
+            out.line(f"  {problem.location()}: {problem.message}\n      fix: {problem.fix}")
+    if plan.to_apply:
+        out.line(f"migrate would apply {len(plan.to_apply)} migration(s), in this order:")
+        for migration in plan.to_apply:
+            out.line(f"  {migration.filename}")
+    elif not plan.refusals:
+        out.line("Nothing to apply: the database is up to date.")
+    for warning in plan.warnings:
+        out.warn(warning)
+    _render_findings(out, findings, lint_error)
+
+
+def _render_findings(out: Output, findings: list[Any], lint_error: str | None) -> None:
+    if lint_error:
+        out.warn(f"lint skipped: {lint_error}")
+    for finding in findings:
+        out.line(f"lint: {finding.file}:{finding.line}:{finding.column}: {finding.message} [{finding.rule}]")
+        if finding.help:
+            out.line(f"      {finding.help}")
+
+
+def _lint(ctx: Context, migrations: list[Any], scripts: dict[Any, Any]) -> tuple[list[Any], str | None]:
+    from pgship.lint import LintUnavailable, lint
+
+    no_transaction = {
+        m.filename for m in migrations if m.version in scripts and scripts[m.version].no_transaction
+    }
+    try:
+        return lint(migrations, no_transaction), None
+    except LintUnavailable as exc:
+        return [], str(exc)
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "status": cmd_status,
+    "migrate": cmd_migrate,
+    "plan": cmd_plan,
+    "verify": cmd_verify,
+    "new": cmd_new,
+    "baseline": cmd_baseline,
+    "repair": cmd_repair,
+    "wait": cmd_wait,
+}
+#: Functions that add more subcommands (serve, deploy) and register them in COMMANDS.
+_EXTENSIONS: list[Callable[[Callable[..., argparse.ArgumentParser]], None]] = []
+
+
+# -- entry point -------------------------------------------------------------------
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one pgship command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
+    out = Output(as_json=as_json)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread (in-process use)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        settings = config.resolve(
+            database_url=getattr(args, "database_url", None),
+            migrations_dir=getattr(args, "migrations_dir", None),
+            table=getattr(args, "table", None),
+        )
+        out.secrets = passwords_in(settings.database_url)
+        ctx = Context(args, settings, out)
+        return int(COMMANDS[args.command](ctx))
+    except PgshipError as error:
+        out.error(error, getattr(error, "payload", None) or {"command": args.command})
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        error = Interrupted("interrupted", hint="Nothing in flight was committed. Run the command again.")
+        out.error(error, {"command": args.command})
+        return int(error.exit_code)
+    except Exception as exc:
+        if _debug():
+            raise
+        out.stop_progress()
+        error = PgshipError(
+            f"unexpected {type(exc).__name__}: {exc}",
+            hint="This is a bug in pgship; rerun with PGSHIP_DEBUG=1 for a traceback and report it.",
+        )
+        out.error(error, {"command": args.command})
+        return int(ExitCode.FAILED)
+    finally:
+        out.stop_progress()
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("PGSHIP_DEBUG") == "1"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["COMMANDS", "Context", "build_parser", "main"]

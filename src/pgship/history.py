@@ -1,0 +1,225 @@
+"""The tracking table: which migrations a database has applied.
+
+Columns: ``version`` (primary key), ``name``, ``applied_at``, plus ``checksum``,
+``execution_ms`` and ``applied_by``. A table left by a hand-written runner
+(only ``version, name, applied_at``; ``version`` may even be an integer) is
+upgraded in place by adding the missing columns; nothing is dropped or
+rewritten. Writes never rely on a unique constraint, so a legacy table without
+one keeps working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pgship.migrations import Version
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+
+DEFAULT_TABLE = "schema_migrations"
+PGSHIP_COLUMNS = {
+    "version": "text",
+    "name": "text",
+    "applied_at": "timestamptz NOT NULL DEFAULT now()",
+    "checksum": "text",
+    "execution_ms": "integer",
+    "applied_by": "text",
+}
+
+
+@dataclass(frozen=True)
+class TrackingTable:
+    """The table's (optionally schema-qualified) name, as the user configured it."""
+
+    name: str
+    schema: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TrackingTable:
+        schema, _, name = text.rpartition(".")
+        if not name or not all(part.replace("_", "").isalnum() for part in filter(None, (schema, name))):
+            raise ValueError(
+                f"{text!r} is not a table name pgship accepts: use letters, digits and _, "
+                "optionally schema-qualified (app.schema_migrations)"
+            )
+        return cls(name=name, schema=schema or None)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    def identifier(self) -> sql.Identifier:
+        from psycopg import sql
+
+        return sql.Identifier(self.schema, self.name) if self.schema else sql.Identifier(self.name)
+
+    def regclass_text(self) -> str:
+        """The quoted name ``to_regclass()`` expects."""
+        quote = '"{}"'.format
+        return f"{quote(self.schema)}.{quote(self.name)}" if self.schema else quote(self.name)
+
+    @property
+    def lock_key(self) -> int:
+        """A stable 64-bit advisory-lock key for this table, shared by every pgship process."""
+        digest = hashlib.sha256(f"pgship:{self}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    """One row of the tracking table."""
+
+    version: Version
+    name: str | None
+    applied_at: datetime | None
+    checksum: str | None
+    execution_ms: int | None
+    applied_by: str | None
+
+
+@dataclass
+class History:
+    """The tracking table as read: whether it exists, which columns it lacks, its rows."""
+
+    exists: bool = False
+    missing_columns: list[str] = field(default_factory=list)
+    rows: list[AppliedMigration] = field(default_factory=list)
+    unreadable_versions: list[str] = field(default_factory=list)
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.exists and bool(self.missing_columns)
+
+    def by_version(self) -> dict[Version, AppliedMigration]:
+        return {row.version: row for row in self.rows}
+
+
+def read(conn: psycopg.Connection, table: TrackingTable) -> History:
+    """Read the tracking table without writing anything (it may not exist yet)."""
+    from psycopg import sql
+
+    columns = [
+        row[0]
+        for row in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped",
+            (table.regclass_text(),),
+        )
+    ]
+    if not columns:
+        return History()
+    if "version" not in columns:
+        from pgship.errors import Refused
+
+        raise Refused(
+            f"table {table} exists but has no version column, so it is not a migration tracking table",
+            hint="Point pgship at its own table with --table NAME (or PGSHIP_TABLE).",
+        )
+    selected = [
+        sql.SQL("{}::text").format(sql.Identifier(column))
+        if column == "version"
+        else sql.Identifier(column)
+        if column in columns
+        else sql.NULL
+        for column in PGSHIP_COLUMNS
+    ]
+    query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selected), table.identifier())
+    history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
+    merged: dict[Version, AppliedMigration] = {}
+    for version_text, name, applied_at, checksum, execution_ms, applied_by in conn.execute(query):
+        try:
+            version = Version.parse(str(version_text).strip())
+        except ValueError:
+            history.unreadable_versions.append(str(version_text))
+            continue
+        row = AppliedMigration(version, name, applied_at, checksum, execution_ms, applied_by)
+        previous = merged.get(version)
+        if previous is None or (previous.checksum is None and checksum is not None):
+            merged[version] = row
+    history.rows = sorted(merged.values(), key=lambda r: r.version)
+    return history
+
+
+def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:
+    """Create the table, or add the columns a legacy one lacks. Returns what was done, in words."""
+    from psycopg import sql
+
+    changes = []
+    if not history.exists:
+        if table.schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now(), checksum text, execution_ms integer, "
+                "applied_by text)"
+            ).format(table.identifier())
+        )
+        changes.append(f"created the tracking table {table}")
+    elif history.missing_columns:
+        additions = sql.SQL(", ").join(
+            sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(c), sql.SQL(PGSHIP_COLUMNS[c]))
+            for c in history.missing_columns
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.identifier(), additions))
+        changes.append(
+            f"upgraded the legacy tracking table {table}: added {', '.join(history.missing_columns)}"
+        )
+    return changes
+
+
+def record_statement(
+    table: TrackingTable,
+    *,
+    version: str,
+    name: str,
+    checksum: str | None,
+    execution_ms: int | None,
+    applied_by: str,
+) -> sql.Composed:
+    """An upsert of one row that works with or without a unique constraint on ``version``.
+
+    A migration written for the old runner may insert its own row first; this
+    statement then completes that row instead of adding a second one.
+    """
+    from psycopg import sql
+
+    values = {
+        "name": sql.Literal(name),
+        "checksum": sql.Literal(checksum),
+        "execution_ms": sql.Literal(execution_ms),
+        "applied_by": sql.Literal(applied_by),
+        "applied_at": sql.SQL("now()"),
+    }
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), v) for k, v in values.items()
+    )
+    columns = sql.SQL(", ").join(sql.Identifier(k) for k in ("version", *values))
+    return sql.SQL(
+        "WITH updated AS (UPDATE {table} SET {assignments} WHERE version::text IN ({version}, {plain}) "
+        "RETURNING 1) "
+        "INSERT INTO {table} ({columns}) SELECT {version}, {values} WHERE NOT EXISTS (SELECT 1 FROM updated)"
+    ).format(
+        table=table.identifier(),
+        assignments=assignments,
+        version=sql.Literal(version),
+        plain=sql.Literal(".".join(str(int(part)) for part in version.split("."))),
+        columns=columns,
+        values=sql.SQL(", ").join(values.values()),
+    )
+
+
+def set_checksum(conn: psycopg.Connection, table: TrackingTable, version: Version, checksum: str) -> None:
+    """Record ``checksum`` for an applied version (adopting a legacy row, or a deliberate repair)."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("UPDATE {} SET checksum = %s WHERE version::text = %s OR version::text = %s").format(
+            table.identifier()
+        ),
+        (checksum, version.text, ".".join(str(p) for p in version.parts)),
+    )

@@ -1,0 +1,263 @@
+"""Finding migration files and checking that their names and contents can be run.
+
+Pure apart from reading the directory: no database is involved, so every
+problem found here is reported before anything is written. Checksums are taken
+of every file (cheap); SQL is parsed only where the caller asks (the pending
+files for ``migrate``, all of them for ``verify``), because parsing costs more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import total_ordering
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pgship.errors import InvalidMigrations, Problem
+
+if TYPE_CHECKING:
+    from pgship.sqlscript import Script
+
+TEMPLATE_NAME = "TEMPLATE.sql"
+FILENAME_PATTERN = re.compile(r"^(?P<version>\d+(?:\.\d+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
+ROLLBACK_DIRECTORY_NAMES = frozenset({"rollback", "rollbacks", "down", "undo", "revert", "reverts"})
+NAMING_FIX = (
+    "Name migration files <version>_<description>.sql, for example 017_add_orders.sql "
+    "(version: digits, optionally dotted like 017.1; description: letters, digits, _ or -)."
+)
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A migration version: ``040`` and ``40`` are equal, ``040.1`` sorts after ``040``."""
+
+    text: str
+    parts: tuple[int, ...] = field(compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        if not re.fullmatch(r"\d+(?:\.\d+)*", text):
+            raise ValueError(f"{text!r} is not a version (digits, optionally dotted, like 017 or 017.1)")
+        return cls(text, tuple(int(part) for part in text.split(".")))
+
+    def _key(self) -> tuple[int, ...]:
+        parts = list(self.parts)
+        while len(parts) > 1 and parts[-1] == 0:  # 40.0 == 40
+            parts.pop()
+        return tuple(parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self._key() == other._key()
+
+    def __lt__(self, other: Version) -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def normalise_text(raw: str) -> str:
+    """The text a checksum covers: no byte-order mark, ``\\n`` line endings.
+
+    A checkout with CRLF endings (Windows, ``core.autocrlf``) is the same
+    migration, not an edited one.
+    """
+    if raw.startswith("\ufeff"):
+        raw = raw[1:]
+    return raw.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def checksum_of(text: str) -> str:
+    """SHA-256 hex digest of the normalised text."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One ``<version>_<name>.sql`` file, read and checksummed but not yet parsed."""
+
+    version: Version
+    name: str
+    path: Path
+    text: str  # normalised
+    checksum: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class Discovery:
+    """What a migrations directory holds: the files in order, plus warnings about what was skipped."""
+
+    directory: Path
+    migrations: list[MigrationFile]
+    warnings: list[str] = field(default_factory=list)
+
+    def by_version(self) -> dict[Version, MigrationFile]:
+        return {m.version: m for m in self.migrations}
+
+    @property
+    def latest(self) -> MigrationFile | None:
+        return self.migrations[-1] if self.migrations else None
+
+
+def discover(directory: Path | str) -> Discovery:
+    """Read every migration file in ``directory`` (not its subdirectories).
+
+    Raises :class:`InvalidMigrations` listing *all* naming, duplicate and
+    reading problems at once, so one run shows everything to fix.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise InvalidMigrations(
+            [
+                Problem(
+                    str(directory),
+                    f"the migrations directory {what}",
+                    "Pass the right path with --migrations-dir (or PGSHIP_MIGRATIONS_DIR), or run pgship "
+                    "from the directory that holds docker/postgres/migrations.",
+                )
+            ],
+            message=f"migrations directory {directory} {what}",
+        )
+
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    found: list[MigrationFile] = []
+    try:
+        entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise InvalidMigrations(
+            [Problem(str(directory), f"cannot list the directory: {exc.strerror}", "Check its permissions.")]
+        ) from exc
+
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if entry.name.lower() in ROLLBACK_DIRECTORY_NAMES:
+                warnings.append(
+                    f"{entry.name}/ ignored: pgship is forward-only and never runs down migrations; "
+                    "undo a change with a new migration instead."
+                )
+            continue
+        if not entry.name.lower().endswith(".sql") or entry.name == TEMPLATE_NAME:
+            continue
+        match = FILENAME_PATTERN.match(entry.name)
+        if match is None:
+            problems.append(
+                Problem(entry.name, "the file name is not <version>_<description>.sql", NAMING_FIX)
+            )
+            continue
+        text = _read_text(entry, problems)
+        if text is None:
+            continue
+        found.append(
+            MigrationFile(
+                version=Version.parse(match["version"]),
+                name=match["name"],
+                path=entry,
+                text=text,
+                checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            )
+        )
+
+    problems.extend(_duplicate_problems(found))
+    if problems:
+        raise InvalidMigrations(problems)
+    found.sort(key=lambda m: m.version)
+    return Discovery(directory, found, warnings)
+
+
+def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.append(
+            Problem(
+                path.name,
+                f"cannot read the file: {exc.strerror or exc}",
+                "Check that it exists (not a broken link) and is readable by the user running pgship.",
+            )
+        )
+        return None
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(
+            Problem(
+                path.name,
+                f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                "Save the file as UTF-8 (for example: iconv -f latin1 -t utf-8).",
+                line=line,
+            )
+        )
+        return None
+    return normalise_text(decoded)
+
+
+def _duplicate_problems(found: list[MigrationFile]) -> list[Problem]:
+    by_version: dict[Version, list[MigrationFile]] = {}
+    for migration in found:
+        by_version.setdefault(migration.version, []).append(migration)
+    problems = []
+    for version, files in sorted(by_version.items()):
+        if len(files) > 1:
+            names = ", ".join(m.filename for m in files)
+            problems.append(
+                Problem(
+                    names,
+                    f"{len(files)} files share version {version}: {names}",
+                    "Give each migration its own version: renumber the newer file(s) with `pgship new` "
+                    "or by renaming to the next free version.",
+                )
+            )
+    return problems
+
+
+def next_version(discovery: Discovery) -> str:
+    """The version a new migration should take: one more than the newest, same width."""
+    latest = discovery.latest
+    if latest is None:
+        return "001"
+    head = latest.version.text.split(".")[0]
+    return str(int(head) + 1).zfill(len(head))
+
+
+def validate_new_name(name: str) -> str | None:
+    """Why ``name`` cannot be a migration description, or None when it can."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        return (
+            f"{name!r} cannot be a migration name: use letters, digits, _ and - "
+            "(start with a letter or digit), for example add_orders_table"
+        )
+    return None
+
+
+def require_parsed(migrations: list[MigrationFile]) -> dict[Version, Script]:
+    """Parse ``migrations`` and raise :class:`InvalidMigrations` with every problem found."""
+    from pgship.sqlscript import analyse
+
+    problems: list[Problem] = []
+    scripts: dict[Version, Script] = {}
+    for migration in migrations:
+        script = analyse(migration.text)
+        if script.problems:
+            problems.extend(
+                Problem(migration.filename, p.message, p.fix, line=p.line, column=p.column)
+                for p in script.problems
+            )
+        scripts[migration.version] = script
+    if problems:
+        raise InvalidMigrations(problems)
+    return scripts

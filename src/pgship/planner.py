@@ -1,0 +1,182 @@
+"""Comparing the migration files with the tracking table: what to run, and what must stop a run.
+
+Pure: takes a :class:`~pgship.migrations.Discovery` and a
+:class:`~pgship.history.History`, returns a :class:`Plan`. It never opens a
+connection, which keeps every decision unit-testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pgship.history import AppliedMigration, History
+from pgship.migrations import Discovery, MigrationFile, Version
+
+
+class State(StrEnum):
+    """Where one version stands, comparing the files with the database."""
+
+    APPLIED = "applied"
+    PENDING = "pending"
+    OUT_OF_ORDER = "out_of_order"  # pending, but older than the newest applied version
+    DRIFTED = "drifted"  # applied, and its file has been edited since
+    NO_CHECKSUM = "no_checksum"  # applied by an older runner; the next migrate records the checksum
+    MISSING = "missing"  # applied, but its file is gone from the middle of the history
+    AHEAD = "ahead"  # applied, newer than every file of this release (a newer release applied it)
+
+
+IN_SYNC_STATES = frozenset({State.APPLIED, State.NO_CHECKSUM})
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """One version in the plan, with its file and its tracking row where they exist."""
+
+    version: Version
+    state: State
+    file: MigrationFile | None
+    applied: AppliedMigration | None
+
+    @property
+    def name(self) -> str:
+        if self.file is not None:
+            return self.file.name
+        return (self.applied.name if self.applied else None) or ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reason ``migrate`` must not run without an explicit decision."""
+
+    kind: str  # drifted | missing | out_of_order
+    versions: list[str]
+    message: str
+    hint: str
+
+
+@dataclass
+class Plan:
+    """The comparison, and what ``migrate`` would do with it."""
+
+    entries: list[PlanEntry]
+    to_apply: list[MigrationFile] = field(default_factory=list)
+    to_adopt: list[MigrationFile] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def with_state(self, *states: State) -> list[PlanEntry]:
+        return [e for e in self.entries if e.state in states]
+
+    @property
+    def in_sync(self) -> bool:
+        return all(e.state in IN_SYNC_STATES for e in self.entries)
+
+    @property
+    def applied_count(self) -> int:
+        return sum(1 for e in self.entries if e.applied is not None)
+
+    @property
+    def latest_applied(self) -> Version | None:
+        applied = [e.version for e in self.entries if e.applied is not None]
+        return max(applied) if applied else None
+
+
+def make_plan(
+    discovery: Discovery,
+    history: History,
+    *,
+    target: Version | None = None,
+    allow_out_of_order: bool = False,
+    allow_missing: bool = False,
+) -> Plan:
+    """Classify every version and decide what ``migrate`` applies (in version order)."""
+    files = discovery.by_version()
+    applied = history.by_version()
+    newest_applied = max(applied) if applied else None
+    newest_file = max(files) if files else None
+
+    entries = []
+    for version in sorted(set(files) | set(applied)):
+        file, row = files.get(version), applied.get(version)
+        entries.append(PlanEntry(version, _state(file, row, newest_applied, newest_file), file, row))
+    plan = Plan(entries)
+
+    drifted = plan.with_state(State.DRIFTED)
+    if drifted:
+        names = [e.file.filename for e in drifted if e.file]
+        plan.refusals.append(
+            Refusal(
+                "drifted",
+                [str(e.version) for e in drifted],
+                f"applied migration{'s' if len(names) > 1 else ''} edited since "
+                f"{'they were' if len(names) > 1 else 'it was'} applied: {', '.join(names)}",
+                "Never edit an applied migration: restore the file (git checkout / git revert) and put "
+                "the change in a new migration. If the edit is deliberate and harmless (a comment, "
+                "formatting), accept it with `pgship repair`.",
+            )
+        )
+    missing = plan.with_state(State.MISSING)
+    if missing and not allow_missing:
+        plan.refusals.append(
+            Refusal(
+                "missing",
+                [str(e.version) for e in missing],
+                "applied migration file(s) no longer in the migrations directory: "
+                + ", ".join(f"{e.version}_{e.name}" if e.name else str(e.version) for e in missing),
+                "Restore the deleted file(s) from git; applied migrations must stay in the repository. "
+                "To run anyway, pass --allow-missing.",
+            )
+        )
+    ahead = plan.with_state(State.AHEAD)
+    if ahead:
+        plan.warnings.append(
+            "the database has migrations newer than this release: "
+            + ", ".join(str(e.version) for e in ahead)
+            + " (applied by a newer release; normal after rolling the application back)"
+        )
+    out_of_order = plan.with_state(State.OUT_OF_ORDER)
+    if out_of_order and not allow_out_of_order:
+        plan.refusals.append(
+            Refusal(
+                "out_of_order",
+                [str(e.version) for e in out_of_order],
+                f"pending migration(s) older than the newest applied version {newest_applied}: "
+                + ", ".join(e.file.filename for e in out_of_order if e.file),
+                "Renumber them after the newest applied version (usually a merge of two branches), "
+                "or apply them deliberately with --allow-out-of-order.",
+            )
+        )
+    if history.unreadable_versions:
+        plan.warnings.append(
+            "ignored tracking rows whose version is not a number: " + ", ".join(history.unreadable_versions)
+        )
+
+    runnable = [State.PENDING, State.OUT_OF_ORDER] if allow_out_of_order else [State.PENDING]
+    plan.to_apply = [
+        e.file for e in plan.with_state(*runnable) if e.file and (target is None or e.version <= target)
+    ]
+    plan.to_adopt = [e.file for e in plan.with_state(State.NO_CHECKSUM) if e.file]
+    return plan
+
+
+def _state(
+    file: MigrationFile | None,
+    row: AppliedMigration | None,
+    newest_applied: Version | None,
+    newest_file: Version | None,
+) -> State:
+    if row is None:
+        assert file is not None
+        if newest_applied is not None and file.version < newest_applied:
+            return State.OUT_OF_ORDER
+        return State.PENDING
+    if file is None:
+        if newest_file is None or row.version > newest_file:
+            return State.AHEAD
+        return State.MISSING
+    if row.checksum is None:
+        return State.NO_CHECKSUM
+    if row.checksum != file.checksum:
+        return State.DRIFTED
+    return State.APPLIED

@@ -1,0 +1,632 @@
+"""Applying a plan: one advisory lock for the run, one transaction per migration.
+
+The order of a run is what makes it safe:
+
+1. read the tracking table and plan, without writing (refusals and bad files stop here);
+2. take the session-level advisory lock, polling ``pg_try_advisory_lock`` so a
+   waiting runner never sits inside a transaction (``CREATE INDEX
+   CONCURRENTLY`` would otherwise wait for it, and it for the index);
+3. create or upgrade the tracking table, read it again and plan again (another
+   runner may have finished while we waited);
+4. run each pending migration and its tracking row in one transaction, with a
+   ``lock_timeout`` that is retried with growing values instead of queueing
+   production traffic behind an ``ALTER TABLE``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pgship import history as tracking
+from pgship.errors import (
+    FailureDetails,
+    Interrupted,
+    LockNotAcquired,
+    MigrationFailed,
+    PgshipError,
+    Refused,
+    UsageError,
+)
+from pgship.history import History, TrackingTable
+from pgship.migrations import Discovery, MigrationFile, Version, require_parsed
+from pgship.planner import Plan, State, make_plan
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgship.sqlscript import Script, Statement
+
+
+@dataclass
+class RunOptions:
+    """How patient and how careful a run is. Defaults suit a production deploy."""
+
+    lock_wait_s: float = 120.0  # how long to wait for another runner's advisory lock
+    lock_timeout_s: float = 3.0  # first lock_timeout for a migration's statements
+    lock_retries: int = 3  # further attempts after a lock timeout, each with double the timeout
+    retry_pause_s: float = 1.0  # pause before a retry, so queued production queries drain
+    statement_timeout_s: float | None = None
+    applied_by: str | None = None  # recorded with each migration; default "<os user>@<host>"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a runner reports while it works (rendered by the CLI as progress)."""
+
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+
+
+def _ignore(_: Event) -> None:
+    return None
+
+
+@dataclass
+class AppliedRecord:
+    """A migration this run applied."""
+
+    version: str
+    name: str
+    file: str
+    execution_ms: int
+    attempts: int = 1
+
+
+@dataclass
+class MigrateResult:
+    """What a ``migrate`` run did."""
+
+    applied: list[AppliedRecord] = field(default_factory=list)
+    already_applied: int = 0
+    adopted: list[str] = field(default_factory=list)
+    table_changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+
+
+@dataclass
+class RepairChange:
+    """A checksum accepted (or a row forgotten) by ``repair``."""
+
+    version: str
+    file: str | None
+    action: str  # checksum_updated | forgotten
+    old_checksum: str | None
+    new_checksum: str | None
+
+
+class Runner:
+    """Runs pgship's database-side operations on one connection."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        table: TrackingTable,
+        *,
+        options: RunOptions | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.conn = conn
+        self.table = table
+        self.options = options or RunOptions()
+        self.emit = on_event or _ignore
+
+    # -- reading -------------------------------------------------------------------
+    def read_history(self) -> History:
+        return tracking.read(self.conn, self.table)
+
+    def plan(self, discovery: Discovery, **kwargs: Any) -> Plan:
+        """Compare files and database without changing anything."""
+        return make_plan(discovery, self.read_history(), **kwargs)
+
+    # -- migrate -------------------------------------------------------------------
+    def migrate(
+        self,
+        discovery: Discovery,
+        *,
+        target: Version | None = None,
+        allow_out_of_order: bool = False,
+        allow_missing: bool = False,
+    ) -> MigrateResult:
+        """Apply every pending migration (up to ``target``), or explain why not."""
+        result = MigrateResult()
+        try:
+            return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+        except PgshipError as error:
+            error.partial_result = result  # what was applied before the failure, for the report
+            raise
+
+    def _migrate(
+        self,
+        discovery: Discovery,
+        result: MigrateResult,
+        target: Version | None,
+        allow_out_of_order: bool,
+        allow_missing: bool,
+    ) -> MigrateResult:
+        started = time.perf_counter()
+        if target is not None and target not in discovery.by_version():
+            raise UsageError(
+                f"--target {target}: there is no migration file with that version",
+                hint="Pick a version listed by `pgship status`.",
+            )
+        plan_options = {
+            "target": target,
+            "allow_out_of_order": allow_out_of_order,
+            "allow_missing": allow_missing,
+        }
+        history = self.read_history()
+        plan = make_plan(discovery, history, **plan_options)
+        _raise_refusals(plan)
+        scripts = require_parsed(plan.to_apply)
+        result.warnings = list(plan.warnings)
+        if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
+            result.already_applied = plan.applied_count
+            result.duration_ms = _ms_since(started)
+            return result
+
+        with self.advisory_lock():
+            result.table_changes = tracking.ensure(self.conn, self.table, history)
+            for change in result.table_changes:
+                self.emit(Event("table", change))
+            plan = make_plan(discovery, self.read_history(), **plan_options)
+            _raise_refusals(plan)
+            unparsed = [m for m in plan.to_apply if m.version not in scripts]
+            scripts.update(require_parsed(unparsed))
+            for migration in plan.to_adopt:
+                tracking.set_checksum(self.conn, self.table, migration.version, migration.checksum)
+                result.adopted.append(str(migration.version))
+                self.emit(
+                    Event(
+                        "adopted",
+                        f"{migration.filename}: applied by an earlier runner; recorded its checksum",
+                        {"version": str(migration.version)},
+                    )
+                )
+            result.already_applied = plan.applied_count
+            applied_by = self._applied_by()
+            total = len(plan.to_apply)
+            for index, migration in enumerate(plan.to_apply, start=1):
+                self.emit(
+                    Event(
+                        "start",
+                        f"applying {migration.filename}",
+                        {
+                            "version": str(migration.version),
+                            "file": migration.filename,
+                            "index": index,
+                            "total": total,
+                        },
+                    )
+                )
+                record = self._apply(migration, scripts[migration.version], applied_by)
+                result.applied.append(record)
+                self.emit(
+                    Event(
+                        "applied",
+                        f"applied {migration.filename} ({record.execution_ms} ms)",
+                        {
+                            "version": record.version,
+                            "file": record.file,
+                            "execution_ms": record.execution_ms,
+                            "index": index,
+                            "total": total,
+                        },
+                    )
+                )
+        result.duration_ms = _ms_since(started)
+        return result
+
+    # -- baseline and repair -------------------------------------------------------
+    def baseline(self, discovery: Discovery, version: Version) -> list[str]:
+        """Record every migration up to ``version`` as applied, without running it."""
+        files = discovery.by_version()
+        if version not in files:
+            raise UsageError(
+                f"baseline {version}: there is no migration file with that version",
+                hint="Baseline at the version whose schema the database already has.",
+            )
+        with self.advisory_lock():
+            tracking.ensure(self.conn, self.table, self.read_history())
+            applied = self.read_history().by_version()
+            applied_by = f"baseline by {self._applied_by()}"
+            recorded = []
+            for migration in discovery.migrations:
+                if migration.version > version or migration.version in applied:
+                    continue
+                self.conn.execute(
+                    tracking.record_statement(
+                        self.table,
+                        version=migration.version.text,
+                        name=migration.name,
+                        checksum=migration.checksum,
+                        execution_ms=None,
+                        applied_by=applied_by,
+                    )
+                )
+                recorded.append(str(migration.version))
+                self.emit(Event("baselined", f"recorded {migration.filename} as applied (not run)"))
+        return recorded
+
+    def repair(self, discovery: Discovery, *, forget_missing: bool = False) -> list[RepairChange]:
+        """Accept the current checksum of edited migrations; optionally forget rows of deleted files."""
+        changes: list[RepairChange] = []
+        with self.advisory_lock():
+            plan = make_plan(discovery, self.read_history(), allow_missing=True)
+            for entry in plan.with_state(State.DRIFTED, State.NO_CHECKSUM):
+                assert entry.file is not None and entry.applied is not None
+                tracking.set_checksum(self.conn, self.table, entry.version, entry.file.checksum)
+                changes.append(
+                    RepairChange(
+                        str(entry.version),
+                        entry.file.filename,
+                        "checksum_updated",
+                        entry.applied.checksum,
+                        entry.file.checksum,
+                    )
+                )
+            if forget_missing:
+                from psycopg import sql
+
+                for entry in plan.with_state(State.MISSING):
+                    self.conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE version::text IN (%s, %s)").format(
+                            self.table.identifier()
+                        ),
+                        (entry.version.text, ".".join(str(p) for p in entry.version.parts)),
+                    )
+                    changes.append(
+                        RepairChange(
+                            str(entry.version),
+                            None,
+                            "forgotten",
+                            entry.applied and entry.applied.checksum,
+                            None,
+                        )
+                    )
+        return changes
+
+    # -- locking -------------------------------------------------------------------
+    @contextmanager
+    def advisory_lock(self) -> Iterator[None]:
+        """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``."""
+        key = self.table.lock_key
+        started = time.monotonic()
+        delay = 0.05
+        announced = False
+        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+            waited = time.monotonic() - started
+            holder = self._lock_holder(key)
+            if waited >= self.options.lock_wait_s:
+                raise LockNotAcquired(
+                    f"another migration run held the lock on {self.table} for the whole wait "
+                    f"({self.options.lock_wait_s:.0f} s){': ' + holder if holder else ''}",
+                    hint="Let the other deploy finish and run again, or wait longer with --lock-wait.",
+                )
+            if not announced:
+                self.emit(
+                    Event(
+                        "lock_wait",
+                        f"waiting for another migration run to finish{': ' + holder if holder else ''}",
+                    )
+                )
+                announced = True
+            time.sleep(min(delay, max(self.options.lock_wait_s - waited, 0.01)))
+            delay = min(delay * 1.5, 1.0)
+        self.emit(Event("lock", "acquired the migration lock"))
+        try:
+            yield
+        finally:
+            if not self.conn.closed and not self.conn.broken:
+                with suppress(Exception):
+                    self.conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _lock_holder(self, key: int) -> str:
+        unsigned = key & 0xFFFFFFFFFFFFFFFF
+        row = self.conn.execute(
+            "SELECT l.pid, a.application_name, now() - a.backend_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+            (unsigned >> 32, unsigned & 0xFFFFFFFF),
+        ).fetchone()
+        if row is None:
+            return ""
+        pid, application, age = row
+        seconds = int(age.total_seconds()) if age is not None else 0
+        return (
+            f"held by backend pid {pid} ({application or 'unknown application'}, connected {seconds} s ago)"
+        )
+
+    # -- applying one migration ----------------------------------------------------
+    def _applied_by(self) -> str:
+        row = self.conn.execute("SELECT current_user").fetchone()
+        who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
+        if not who:
+            try:
+                who = f"{getpass.getuser()}@{socket.gethostname()}"
+            except Exception:
+                who = socket.gethostname()
+        return f"{row[0]} ({who})" if row else who
+
+    def _apply(self, migration: MigrationFile, script: Script, applied_by: str) -> AppliedRecord:
+        if script.no_transaction:
+            return self._apply_without_transaction(migration, script, applied_by)
+        return self._apply_in_transaction(migration, script, applied_by)
+
+    def _apply_in_transaction(
+        self, migration: MigrationFile, script: Script, applied_by: str
+    ) -> AppliedRecord:
+        import psycopg
+        from psycopg import errors as pgerrors
+        from psycopg import sql
+
+        lock_timeout = self.options.lock_timeout_s
+        attempts = self.options.lock_retries + 1
+        for attempt in range(1, attempts + 1):
+            current: Statement | None = None
+            started = time.perf_counter()
+            try:
+                self.conn.execute(self._begin(lock_timeout))
+                for statement in script.statements:
+                    current = statement
+                    self.conn.execute(statement.text)
+                current = None
+                elapsed = _ms_since(started)
+                record = tracking.record_statement(
+                    self.table,
+                    version=migration.version.text,
+                    name=migration.name,
+                    checksum=migration.checksum,
+                    execution_ms=elapsed,
+                    applied_by=applied_by,
+                )
+                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
+                return AppliedRecord(
+                    str(migration.version), migration.name, migration.filename, elapsed, attempt
+                )
+            except pgerrors.LockNotAvailable as exc:
+                self._rollback()
+                if attempt == attempts:
+                    raise self._lock_failure(migration, current, exc, attempt, lock_timeout) from None
+                self.emit(
+                    Event(
+                        "retry",
+                        f"{migration.filename}: lock wait exceeded {_seconds(lock_timeout)} at line "
+                        f"{current.line if current else '?'}; retrying with {_seconds(lock_timeout * 2)} "
+                        f"(attempt {attempt + 1} of {attempts})",
+                        {"version": str(migration.version), "attempt": attempt + 1},
+                    )
+                )
+                time.sleep(self.options.retry_pause_s)
+                lock_timeout *= 2
+            except psycopg.Error as exc:
+                self._rollback()
+                raise self._failure(migration, current, exc, partial=False) from None
+            except KeyboardInterrupt:
+                self._rollback()
+                raise Interrupted(
+                    f"stopped while applying {migration.filename}; "
+                    "it was rolled back, nothing of it is applied",
+                    hint="Migrations before it stay applied. Run `pgship migrate` again to continue.",
+                ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_without_transaction(
+        self, migration: MigrationFile, script: Script, applied_by: str
+    ) -> AppliedRecord:
+        import psycopg
+        from psycopg import errors as pgerrors
+
+        started = time.perf_counter()
+        executed = 0
+        try:
+            for statement in script.statements:
+                concurrent = "CONCURRENTLY" in statement.text.upper() and statement.node in (
+                    "IndexStmt",
+                    "DropStmt",
+                    "ReindexStmt",
+                    "AlterTableStmt",
+                )
+                lock_timeout = self.options.lock_timeout_s
+                for attempt in range(1, self.options.lock_retries + 2):
+                    # CONCURRENTLY takes weak locks and must not be retried half-done: no lock_timeout.
+                    self.conn.execute(self._session_timeouts(None if concurrent else lock_timeout))
+                    try:
+                        self.conn.execute(statement.text)
+                        break
+                    except pgerrors.LockNotAvailable as exc:
+                        if concurrent or attempt == self.options.lock_retries + 1:
+                            raise self._lock_failure(
+                                migration, statement, exc, attempt, lock_timeout, partial=executed > 0
+                            ) from None
+                        self.emit(
+                            Event(
+                                "retry",
+                                f"{migration.filename}: lock wait exceeded at line "
+                                f"{statement.line}; retrying with {_seconds(lock_timeout * 2)}",
+                            )
+                        )
+                        time.sleep(self.options.retry_pause_s)
+                        lock_timeout *= 2
+                    except psycopg.Error as exc:
+                        raise self._failure(migration, statement, exc, partial=True) from None
+                executed += 1
+            elapsed = _ms_since(started)
+            self.conn.execute(
+                tracking.record_statement(
+                    self.table,
+                    version=migration.version.text,
+                    name=migration.name,
+                    checksum=migration.checksum,
+                    execution_ms=elapsed,
+                    applied_by=applied_by,
+                )
+            )
+            return AppliedRecord(str(migration.version), migration.name, migration.filename, elapsed)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"stopped while applying {migration.filename}, which runs without a transaction: "
+                f"{executed} of {len(script.statements)} statements had completed",
+                hint="Check what exists (an INVALID index from CREATE INDEX CONCURRENTLY must be dropped), "
+                "then run `pgship migrate` again.",
+            ) from None
+        finally:
+            if not self.conn.closed and not self.conn.broken:
+                with suppress(psycopg.Error):
+                    self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+
+    def _begin(self, lock_timeout_s: float) -> str:
+        parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
+        if self.options.statement_timeout_s:
+            parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
+        return "; ".join(parts)
+
+    def _session_timeouts(self, lock_timeout_s: float | None) -> str:
+        lock = f"'{int(lock_timeout_s * 1000)}ms'" if lock_timeout_s else "0"
+        statement = (
+            f"'{int(self.options.statement_timeout_s * 1000)}ms'" if self.options.statement_timeout_s else "0"
+        )
+        return f"SET lock_timeout = {lock}; SET statement_timeout = {statement}"
+
+    def _rollback(self) -> None:
+        if self.conn.closed or self.conn.broken:
+            return
+        with suppress(Exception):
+            self.conn.execute("ROLLBACK")
+
+    # -- failure reports -----------------------------------------------------------
+    def _failure(
+        self, migration: MigrationFile, statement: Statement | None, exc: Exception, *, partial: bool
+    ) -> MigrationFailed:
+        diag = getattr(exc, "diag", None)
+        sqlstate = getattr(exc, "sqlstate", None)
+        primary = (diag.message_primary if diag else None) or str(exc).strip().splitlines()[0]
+        line = statement.line if statement else None
+        position = None
+        if diag is not None and diag.statement_position and statement is not None:
+            position = int(diag.statement_position)
+            line = statement.line + statement.text.count("\n", 0, position - 1)
+        lost = self.conn.closed or self.conn.broken
+        details = FailureDetails(
+            version=str(migration.version),
+            file=migration.filename,
+            line=line,
+            statement=statement.text if statement else None,
+            sqlstate=sqlstate,
+            server_message=primary,
+            detail=diag.message_detail if diag else None,
+            hint=diag.message_hint if diag else None,
+            position=position,
+            partial=partial,
+        )
+        where = f"{migration.filename}:{line}" if line else migration.filename
+        if lost:
+            message = f"{where}: the connection to the database was lost ({primary})"
+            if partial:
+                hint = (
+                    "This migration runs without a transaction: statements before the failing one stay "
+                    "applied. Check the database, then run `pgship migrate` again."
+                )
+            elif statement is None:
+                hint = (
+                    "The connection dropped while committing: the migration may or may not be applied. "
+                    "Run `pgship status` to see, then `pgship migrate` to continue."
+                )
+            else:
+                hint = (
+                    "PostgreSQL rolls back an unfinished transaction, so nothing of this migration was "
+                    "applied; migrations before it stay applied. Run `pgship migrate` again once the "
+                    "database is back (`pgship wait`)."
+                )
+            return MigrationFailed(details, message=message, hint=hint)
+        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        if statement is None and not partial:
+            message = f"{migration.filename}: failed at COMMIT: {primary}{state}"
+        else:
+            message = f"{where}: {primary}{state}"
+        if partial:
+            invalid = self._invalid_indexes()
+            hint = (
+                "This migration runs without a transaction (-- pgship:no-transaction): statements before "
+                "the failing one stay applied and it is not recorded. "
+                + (
+                    f"INVALID indexes left behind: {', '.join(invalid)} - drop them with DROP INDEX "
+                    "CONCURRENTLY. "
+                    if invalid
+                    else ""
+                )
+                + "Make the statements safe to rerun (IF NOT EXISTS), then run `pgship migrate` again."
+            )
+        else:
+            hint = (
+                "The migration was rolled back: nothing of it is applied, migrations before it stay "
+                "applied, none after it ran. Fix the file and run `pgship migrate` again."
+            )
+        return MigrationFailed(details, message=message, hint=hint)
+
+    def _lock_failure(
+        self,
+        migration: MigrationFile,
+        statement: Statement | None,
+        exc: Exception,
+        attempts: int,
+        last_timeout_s: float,
+        *,
+        partial: bool = False,
+    ) -> MigrationFailed:
+        failure = self._failure(migration, statement, exc, partial=partial)
+        failure.details.extra["lock_attempts"] = attempts
+        failure.message = (
+            f"{failure.message} - gave up waiting for a lock after {attempts} attempt"
+            f"{'s' if attempts > 1 else ''} (last lock_timeout {_seconds(last_timeout_s)})"
+        )
+        failure.hint = (
+            "A long transaction holds a lock this migration needs. Find it with "
+            "`SELECT pid, state, xact_start, query FROM pg_stat_activity WHERE xact_start < now() - "
+            "interval '1 minute'`, let it finish (or end it), then run `pgship migrate` again. "
+            + ("Nothing of this migration was applied." if not partial else failure.hint)
+        )
+        return failure
+
+    def _invalid_indexes(self) -> list[str]:
+        if self.conn.closed or self.conn.broken:
+            return []
+        try:
+            rows = self.conn.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"
+            ).fetchall()
+        except Exception:
+            return []
+        return [row[0] for row in rows]
+
+
+def _raise_refusals(plan: Plan) -> None:
+    if not plan.refusals:
+        return
+    if len(plan.refusals) == 1:
+        refusal = plan.refusals[0]
+        raise Refused(refusal.message, hint=refusal.hint, versions=refusal.versions)
+    raise Refused(
+        "; ".join(r.message for r in plan.refusals),
+        hint=" ".join(r.hint for r in plan.refusals),
+        versions=[v for r in plan.refusals for v in r.versions],
+    )
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
