@@ -57,20 +57,34 @@ def rule_of(scenario: Any) -> Rule | None:
 
 
 def scenario_description(scenario: Any) -> str:
-    """Markdown: the feature's narrative, the rule, then the scenario's own description."""
+    """Markdown: the feature's narrative, the feature's other text, the rule, the scenario's text."""
     parts: list[str] = []
-    feature = scenario.feature
-    if feature.description:
-        parts.append("  \n".join(line.strip() for line in feature.description))
+    narrative, prose = _split_narrative(scenario.feature.description)
+    if narrative:
+        parts.append("  \n".join(narrative))
+    if prose:
+        parts.append(" ".join(prose))
     rule = rule_of(scenario)
     if rule is not None:
         rule_text = f"**Rule: {rule.name}**"
         if rule.description:
-            rule_text += "  \n" + "  \n".join(line.strip() for line in rule.description)
+            rule_text += "  \n" + " ".join(line.strip() for line in rule.description)
         parts.append(rule_text)
     if scenario.description:
-        parts.append("  \n".join(line.strip() for line in scenario.description))
+        parts.append(" ".join(line.strip() for line in scenario.description))
     return "\n\n".join(parts)
+
+
+_NARRATIVE_STARTS = ("as a", "as an", "i want", "so that", "in order to")
+
+
+def _split_narrative(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The "As a / I want / So that" lines (kept as lines) and the prose after them (one paragraph)."""
+    stripped = [line.strip() for line in lines if line.strip()]
+    count = 0
+    while count < len(stripped) and stripped[count].lower().startswith(_NARRATIVE_STARTS):
+        count += 1
+    return stripped[:count], stripped[count:]
 
 
 def all_tags(scenario: Any) -> list[str]:
@@ -110,7 +124,7 @@ class PgshipAllureListener(AllureListener):
             Label(name=LabelType.FRAMEWORK, value="behave"),
             Label(name=LabelType.LANGUAGE, value=platform_label()),
         ]
-        test_case.links = _unique_links(item for item in parsed if isinstance(item, Link))
+        test_case.links = _unique_links(_named(item, tag) for item, tag in zip(parsed, tags, strict=True))
         test_case.description = scenario_description(scenario)
         if rule is not None:
             test_case.titlePath = [*test_case.titlePath, rule.name]
@@ -192,10 +206,21 @@ def _hook_details(scenario: Any) -> StatusDetails | None:
     return StatusDetails(message=message, trace=trace)
 
 
+def _named(item: Any, tag: str) -> Link | None:
+    """Links only; a ``docs`` link is named after the guide's section it points to."""
+    if not isinstance(item, Link):
+        return None
+    if item.name == "docs":
+        anchor = tag.split(":", 1)[1]
+        return Link(type=item.type, url=item.url, name=f"Deployment guide: {anchor.replace('-', ' ')}")
+    return item
+
+
 def _unique_links(links: Any) -> list[Link]:
     seen: dict[str, Link] = {}
     for link in links:
-        seen.setdefault(link.url, link)
+        if link is not None:
+            seen.setdefault(link.url, link)
     return list(seen.values())
 
 

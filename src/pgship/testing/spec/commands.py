@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 IN_PROCESS = "in-process"
 SUBPROCESS = "subprocess"
@@ -51,18 +52,34 @@ class CommandResult:
             raise AssertionError(f"`{self.display()}` did not print JSON: {exc}\n{self.output}") from None
 
     def display(self) -> str:
-        """The command line as a person would type it (the URL flag shown by name only)."""
-        shown: list[str] = []
-        skip_next = False
-        for arg in self.argv:
-            if skip_next:
-                shown.append("$DATABASE_URL")
-                skip_next = False
-                continue
-            if arg in ("-d", "--database-url"):
-                skip_next = True
-            shown.append(arg)
-        return "pgship " + shlex.join(shown)
+        """The command as a person types it in the scenario's folder, with DATABASE_URL set.
+
+        The scenario's URL and migrations folder are passed as flags (so nothing
+        from the environment leaks in), but they are the same in every command of
+        a scenario: the transcript names them once instead.
+        """
+        return "pgship " + shlex.join(_without_connection_flags(self.argv))
+
+
+def _without_connection_flags(argv: tuple[str, ...]) -> list[str]:
+    shown: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-d", "--database-url", "-m", "--migrations-dir"):
+            skip = True
+            continue
+        shown.append(arg)
+    return shown
+
+
+def _flag_value(argv: tuple[str, ...], *names: str) -> str | None:
+    for index, arg in enumerate(argv[:-1]):
+        if arg in names:
+            return argv[index + 1]
+    return None
 
 
 @dataclass
@@ -195,10 +212,21 @@ def _patched_environ(extra: dict[str, str]):  # type: ignore[no-untyped-def]
         os.environ.update(saved)
 
 
+def describe_url(url: str) -> str:
+    """``user@host:port/dbname``: enough to know where a command ran, never a password."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{user}{parts.hostname or ''}{port}{parts.path}"
+
+
 def format_transcript(result: CommandResult, scrub: Callable[[str], str]) -> str:
     """The attachment text: command, exit code, duration, then what it printed."""
+    database = _flag_value(result.argv, "-d", "--database-url") or ""
+    folder = _flag_value(result.argv, "-m", "--migrations-dir") or ""
     lines = [
         f"$ {result.display()}",
+        f"# database: {describe_url(database)} · migrations: {folder}/",
         f"# exit code {result.exit_code} · {result.seconds * 1000:.0f} ms · {result.mode}",
     ]
     if result.stdout:

@@ -56,6 +56,21 @@ def _read_sample(folder: str) -> dict[str, SampleMigration]:
     return found
 
 
+@dataclass(frozen=True)
+class ExpectedFailure:
+    """How a broken variant fails: the line of the failing statement and the server's message."""
+
+    line: int
+    sqlstate: str
+    message: str
+
+
+#: the broken variants' failures, as PostgreSQL reports them
+EXPECTED_FAILURES = {
+    "003": ExpectedFailure(line=10, sqlstate="42703", message='column "status" does not exist'),
+}
+
+
 class SampleApp:
     """The sample shop's migrations, read from the package."""
 
