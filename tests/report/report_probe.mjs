@@ -56,6 +56,14 @@ try {
     title: e.querySelector("[data-testid=tree-leaf-title]")?.innerText.trim() ?? "",
     status: (e.querySelector("[data-testid^=tree-leaf-status-]")?.getAttribute("data-testid") ?? "").replace("tree-leaf-status-", ""),
   })));
+  // the tree scrolls inside its own container: grow the window so the screenshot shows all of it
+  const height = await page.$eval("[data-tree-scroll-container]", (el) => el.scrollHeight).catch(() => 1000);
+  await page.setViewportSize({ width: 1400, height: Math.min(Math.max(height + 40, 1000), 8000) });
+  await page.evaluate(() => {
+    window.scrollTo(0, 0);
+    document.querySelectorAll("[data-tree-scroll-container]").forEach((el) => { el.scrollTop = 0; });
+  });
+  await page.waitForTimeout(200);
   await page.screenshot({ path: screenshotPath, fullPage: true });
   console.log(JSON.stringify({
     title: (await text("[data-testid=report-title]"))[0] ?? "",

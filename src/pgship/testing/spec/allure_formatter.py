@@ -9,6 +9,8 @@ Differences from ``allure_behave.formatter:AllureFormatter``, and why:
   then the rule's name and text, then the scenario's own text: a reader of one
   result sees why it exists. Rule tags count like feature and scenario tags,
   and a rule without an explicit story label becomes the story.
+* Nothing reaches the results folder without passing the secret scrubber
+  (:class:`ScrubbingFileLogger`): results, error messages and attachments.
 * Hook failures are loud. A failing ``before_scenario`` makes the stock
   formatter show a *skipped* scenario, a failing ``before_feature`` makes the
   feature vanish, and a failing ``before_all`` leaves an empty report. Here
@@ -34,12 +36,14 @@ import allure_commons
 from allure_behave.formatter import AllureFormatter
 from allure_behave.listener import AllureListener
 from allure_behave.utils import scenario_status_details
+from allure_commons.logger import AllureFileLogger
 from allure_commons.mapping import labels_set, parse_tag
 from allure_commons.model2 import Label, Link, Status, StatusDetails, TestResult
 from allure_commons.types import LabelType, Severity
 from allure_commons.utils import md5, now, platform_label, uuid4
 from behave.model import Rule, ScenarioOutline
 
+from pgship.testing.spec.attachments import scrubber
 from pgship.testing.spec.runinfo import RUN, HookFailure
 
 _HOOK_STATUSES = {"hook_error", "cleanup_error"}
@@ -224,6 +228,50 @@ def _unique_links(links: Any) -> list[Link]:
     return list(seen.values())
 
 
+class ScrubbingFileLogger(AllureFileLogger):
+    """Writes results and attachments with every known secret masked: the one gate to the report.
+
+    Step names, error messages, tracebacks and attachments all pass here, so a
+    password that reached any of them (a DSN in an assertion message, say) is
+    still never written.
+    """
+
+    def _report_item(self, item: Any) -> None:
+        _scrub_strings(item)
+        super()._report_item(item)
+
+    @allure_commons.hookimpl
+    def report_attached_data(self, body: Any, file_name: str) -> None:
+        if isinstance(body, bytes):
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError:
+                return super().report_attached_data(body, file_name)
+        return super().report_attached_data(scrubber()(body), file_name)
+
+    @allure_commons.hookimpl
+    def report_attached_file(self, source: Any, file_name: str) -> None:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            return super().report_attached_file(source, file_name)
+        return AllureFileLogger.report_attached_data(self, scrubber()(text), file_name)
+
+
+def _scrub_strings(item: Any) -> None:
+    """Mask secrets in every string attribute of an attrs model object, recursively."""
+    scrub = scrubber()
+    for name in getattr(type(item), "__attrs_attrs__", ()):
+        value = getattr(item, name.name)
+        if isinstance(value, str):
+            setattr(item, name.name, scrub(value))
+        elif isinstance(value, list):
+            for element in value:
+                _scrub_strings(element)
+        elif value is not None:
+            _scrub_strings(value)
+
+
 class PgshipAllureFormatter(AllureFormatter):
     """Configured in ``pyproject.toml``: ``pgship.testing.spec.allure_formatter:PgshipAllureFormatter``."""
 
@@ -243,10 +291,13 @@ class PgshipAllureFormatter(AllureFormatter):
         if not keep and self.results_dir.is_dir():
             shutil.rmtree(self.results_dir)
         super().__init__(stream_opener, config)
-        # swap the stock listener for ours, keeping its registration slot
+        # swap the stock listener and file writer for ours
         allure_commons.plugin_manager.unregister(self.listener)
+        allure_commons.plugin_manager.unregister(self.file_logger)
         self.listener = PgshipAllureListener(config)
+        self.file_logger = ScrubbingFileLogger(self.results_dir)
         allure_commons.plugin_manager.register(self.listener)
+        allure_commons.plugin_manager.register(self.file_logger)
         self._features: list[Any] = []
 
     def feature(self, feature: Any) -> None:

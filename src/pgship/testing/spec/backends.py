@@ -63,8 +63,8 @@ def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.
 def create_server(choice: BackendChoice) -> PostgresServer:
     """Build (but do not start) the server object for ``choice``; enter it to start it."""
     if choice.name == "container":
-        _route_testcontainers_through_loopback()
-        from pgship.testing.container import ContainerPostgres  # lazy: needs Docker + testcontainers
+        # lazy: needs Docker + testcontainers; the class keeps every connection on 127.0.0.1
+        from pgship.testing.container import ContainerPostgres
 
         return ContainerPostgres(image=choice.image)
     if choice.name == "url":
@@ -75,13 +75,3 @@ def create_server(choice: BackendChoice) -> PostgresServer:
     from pgship.testing.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres()
-
-
-def _route_testcontainers_through_loopback() -> None:
-    """Defaults that keep every container connection on 127.0.0.1 (see DESIGN.md, environment facts).
-
-    Set only when absent, so a CI that knows better can override them.
-    """
-    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
-    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
