@@ -34,17 +34,15 @@ try {
   await page.goto(pathToFileURL(reportPath).href);
   await page.waitForSelector("[data-testid=tree-section], [data-testid=tree-leaf]", { timeout: 30000 });
 
-  // Expand every group once (clicking an open group would close it again).
-  const opened = new Set();
-  for (let round = 0; round < 20; round++) {
-    const ids = await page.$$eval("[data-testid=tree-section]", (els) => els.map((e) => e.getAttribute("data-tree-node-id")));
-    const fresh = ids.filter((id) => !opened.has(id));
-    if (fresh.length === 0) break;
-    for (const id of fresh) {
-      opened.add(id);
-      await page.click(`[data-tree-node-id="${id}"] [data-testid=tree-section-title]`);
-    }
-    await page.waitForTimeout(150);
+  // Expand every closed group (its arrow icon lacks the "--opened" class; Allure opens some groups
+  // itself, e.g. those holding failures, and clicking an open group would close it).
+  for (let round = 0; round < 50; round++) {
+    const closed = await page.$$eval("[data-testid=tree-section]", (els) => els
+      .filter((e) => !/arrow-button-icon--opened/.test(e.querySelector("[data-testid=tree-arrow] svg")?.getAttribute("class") ?? ""))
+      .map((e) => e.getAttribute("data-tree-node-id")));
+    if (closed.length === 0) break;
+    await page.click(`[data-tree-node-id="${closed[0]}"] [data-testid=tree-section-title]`);
+    await page.waitForTimeout(100);
   }
 
   const text = (sel) => page.$$eval(sel, (els) => els.map((e) => e.innerText.trim()));
@@ -57,7 +55,7 @@ try {
     status: (e.querySelector("[data-testid^=tree-leaf-status-]")?.getAttribute("data-testid") ?? "").replace("tree-leaf-status-", ""),
   })));
   // the tree scrolls inside its own container: grow the window so the screenshot shows all of it
-  const height = await page.$eval("[data-tree-scroll-container]", (el) => el.scrollHeight).catch(() => 1000);
+  const height = await page.evaluate(() => Math.max(document.body.scrollHeight, ...[...document.querySelectorAll("[data-tree-scroll-container]")].map((el) => el.scrollHeight)));
   await page.setViewportSize({ width: 1400, height: Math.min(Math.max(height + 40, 1000), 8000) });
   await page.evaluate(() => {
     window.scrollTo(0, 0);
