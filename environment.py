@@ -40,5 +40,9 @@ def after_scenario(context: Any, scenario: Any) -> None:
 @loud_hook
 def after_all(context: Any) -> None:
     spec = getattr(context, "spec", None)
-    if spec is not None:
-        spec.close()
+    if spec is None:
+        return
+    spec.close()
+    timings = context.config.userdata.get("pgship.timings")
+    if timings:
+        spec.write_timings(timings)

@@ -56,6 +56,7 @@ def test_each_scenario_gets_an_empty_clone_and_it_is_dropped_after(spec_session:
     finally:
         spec_session.end_scenario(first)
         spec_session.end_scenario(second)
+    spec_session.databases.settle()  # type: ignore[union-attr]  # drops run in the background
     with psycopg.connect(spec_session.server.admin_url) as conn:  # type: ignore[union-attr]
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
     assert first.database_name not in names and second.database_name not in names
@@ -67,6 +68,7 @@ def test_a_database_with_open_connections_is_still_dropped(spec_session: SpecSes
     lingering = psycopg.connect(world.database_url)
     try:
         spec_session.end_scenario(world)
+        spec_session.databases.settle()  # type: ignore[union-attr]
     finally:
         lingering.close()
     with psycopg.connect(spec_session.server.admin_url) as conn:  # type: ignore[union-attr]
@@ -80,6 +82,28 @@ def test_a_run_never_drops_a_database_it_did_not_create(spec_session: SpecSessio
     databases: ScenarioDatabases = spec_session.databases  # type: ignore[assignment]
     with pytest.raises(ValueError, match="did not create"):
         databases.drop("postgres")
+
+
+def test_prefetch_hands_out_a_fresh_database_each_time_and_drops_them_all(spec_session: SpecSession) -> None:
+    server = spec_session.server
+    assert server is not None
+    databases = ScenarioDatabases(server, strategy="file_copy", prefetch=True)
+    databases.prepare_template()
+    try:
+        taken = [databases.take() for _ in range(3)]
+        assert len(set(taken)) == 3
+        for name in taken:
+            with psycopg.connect(databases.url(name), autocommit=True) as conn:
+                conn.execute("CREATE TABLE mine (id int)")  # each one is usable, and private
+            databases.release(name)
+        databases.settle()
+    finally:
+        databases.close()
+    with psycopg.connect(server.admin_url) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (databases.prefix + "%",)
+        )
+        assert left.fetchall() == []
 
 
 def test_both_clone_strategies_give_an_empty_database(spec_session: SpecSession) -> None:

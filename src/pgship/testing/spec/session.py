@@ -8,10 +8,12 @@ pytest tests of the harness itself.
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pgship
 from pgship.testing.server import PostgresServer
@@ -32,10 +34,13 @@ class SpecSession:
 
     choice: BackendChoice
     clone_strategy: str | None = None
+    prefetch: bool = True
     command_mode: str = IN_PROCESS
     server: PostgresServer | None = None
     databases: ScenarioDatabases | None = None
     startup_seconds: float = 0.0
+    #: milliseconds each scenario spent in begin_scenario + end_scenario (the isolation it waited for)
+    isolation_ms: list[float] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
@@ -45,7 +50,10 @@ class SpecSession:
         strategy = userdata.get("clone_strategy") or ("file_copy" if choice.name == "embedded" else None)
         if strategy == "default":
             strategy = None
-        return cls(choice, clone_strategy=strategy, command_mode=userdata.get("cli", IN_PROCESS))
+        prefetch = str(userdata.get("prefetch", "true")).lower() not in ("0", "false", "no", "off")
+        return cls(
+            choice, clone_strategy=strategy, prefetch=prefetch, command_mode=userdata.get("cli", IN_PROCESS)
+        )
 
     def start(self) -> SpecSession:
         """Start (or reach) the server, prepare the template, describe the run for the report."""
@@ -54,9 +62,12 @@ class SpecSession:
             server = create_server(self.choice)
             self.server = self._stack.enter_context(server)
             attachments.scrubber().add(password_of(self.server.admin_url))
-            self.databases = ScenarioDatabases(self.server, strategy=self.clone_strategy)
+            self.databases = ScenarioDatabases(
+                self.server, strategy=self.clone_strategy, prefetch=self.prefetch
+            )
             self._stack.callback(self.databases.close)
             self.databases.prepare_template()
+            self.databases.settle()  # the first scenario's clone is part of start-up, not of that scenario
         except BaseException:
             self._stack.close()
             raise
@@ -72,14 +83,16 @@ class SpecSession:
         )
         return self
 
-    def begin_scenario(self, label: str = "s") -> ScenarioWorld:
+    def begin_scenario(self) -> ScenarioWorld:
         """A fresh database and workspace; on any failure, whatever was made is released again."""
         if self.server is None or self.databases is None:
             raise RuntimeError("the specification session has not started")
+        started = time.perf_counter()
         cleanup = CleanupRegistry()
         try:
-            name = self.databases.create(label)
-            cleanup.callback(f"database {name}", lambda: self.databases.drop(name))  # type: ignore[union-attr]
+            databases = self.databases
+            name = databases.take()
+            cleanup.callback(f"database {name}", lambda: databases.release(name))
             workspace = Workspace()
             cleanup.closeable(workspace, f"workspace {workspace.root}")
             url = self.databases.url(name)
@@ -91,7 +104,7 @@ class SpecSession:
                 on_result=attachments.attach_command,
                 on_process=cleanup.process,
             )
-            return ScenarioWorld(
+            world = ScenarioWorld(
                 server=self.server,
                 database_name=name,
                 database_url=url,
@@ -102,10 +115,22 @@ class SpecSession:
         except BaseException:
             cleanup.close()
             raise
+        world.facts["_isolation_ms"] = (time.perf_counter() - started) * 1000
+        return world
 
     def end_scenario(self, world: ScenarioWorld) -> None:
         """Release everything the scenario registered (its processes, workspace and database)."""
-        world.cleanup.close()
+        started = time.perf_counter()
+        try:
+            world.cleanup.close()
+        finally:
+            spent = world.facts.get("_isolation_ms", 0.0) + (time.perf_counter() - started) * 1000
+            self.isolation_ms.append(spent)
+
+    def write_timings(self, path: str) -> None:
+        """Start-up and per-scenario isolation times as JSON (``-D pgship.timings=FILE``, used by bench/)."""
+        document = {"startup_ms": self.startup_seconds * 1000, "isolation_ms": self.isolation_ms}
+        Path(path).write_text(json.dumps(document), encoding="utf-8")
 
     def close(self) -> None:
         """Drop the run's databases and stop the server if this run started it."""
