@@ -1,9 +1,38 @@
-# pgship: `make help` lists the targets. Each area keeps its targets in make/*.mk.
-.DEFAULT_GOAL := help
+# pgship: `make spec` runs the specification and builds the report; `make test` is everything CI checks.
 SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 
--include make/*.mk
+.PHONY: venv lint format pytest test clean
 
-.PHONY: help
-help:  ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+include make/infra.mk
+include make/spec.mk
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+LINTED := src tests steps environment.py bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
+
+# tests/report needs Allure (npm) and Debian's chromium: see make/spec.mk
+pytest: $(STAMP) node_modules/.installed browser
+	$(PY) -m pytest
+
+test: lint pytest spec-dry-run spec-embedded
+
+clean:
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache

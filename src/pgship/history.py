@@ -172,6 +172,18 @@ def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> 
     return changes
 
 
+def qualify(conn: psycopg.Connection, table: TrackingTable) -> TrackingTable:
+    """The table with its schema made explicit, so migrations that change search_path cannot hide it."""
+    if table.schema:
+        return table
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(%s)",
+        (table.regclass_text(),),
+    ).fetchone()
+    return TrackingTable(name=table.name, schema=row[0]) if row else table
+
+
 def record_statement(
     table: TrackingTable,
     *,
