@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -193,3 +194,19 @@ def test_releases_grow_by_one_migration_and_skip_versions() -> None:
 def test_checksum_ignores_bom_and_line_endings() -> None:
     text = "CREATE TABLE t (id int);\nSELECT 1;\n"
     assert sha256_of_migration_text("\ufeff" + text.replace("\n", "\r\n")) == sha256_of_migration_text(text)
+
+
+def test_settings_in_the_developers_shell_do_not_reach_in_process_commands(
+    spec_session: SpecSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGSHIP_TABLE", "somebody_elses_table")
+    monkeypatch.setenv("PGSHIP_MIGRATIONS_DIR", "/nowhere")
+    world = spec_session.begin_scenario()
+    try:
+        world.workspace.ship_release(1)
+        result = world.cli.run("migrate", json_output=True)
+        assert result.exit_code == 0, result.output
+        assert world.table_exists("schema_migrations") and not world.table_exists("somebody_elses_table")
+    finally:
+        spec_session.end_scenario(world)
+    assert os.environ["PGSHIP_TABLE"] == "somebody_elses_table"  # and the shell's settings are back

@@ -286,7 +286,7 @@ class PgshipAllureFormatter(AllureFormatter):
         override = config.userdata.get("pgship.results_dir")
         if override:  # lets a test or a parallel worker write elsewhere without a second -o
             stream_opener.name = override
-        self.results_dir = Path(stream_opener.name)
+        self.results_dir = Path(stream_opener.name).absolute()  # in-process commands change the cwd
         keep = str(config.userdata.get("pgship.keep_results", "")).lower() in ("1", "true", "yes")
         if not keep and self.results_dir.is_dir():
             shutil.rmtree(self.results_dir)

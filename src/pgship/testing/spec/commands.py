@@ -200,16 +200,28 @@ def _working_directory(path: Path):  # type: ignore[no-untyped-def]
 
 @contextlib.contextmanager
 def _patched_environ(extra: dict[str, str]):  # type: ignore[no-untyped-def]
-    """Give an in-process command the same environment a subprocess would get."""
-    saved = dict(os.environ)
+    """Give an in-process command the same environment a subprocess would get.
+
+    Only the keys that differ are touched (usually none), and they are put back
+    one by one: setenv/unsetenv race with getenv in other threads (libpq reads
+    PG* variables when the prefetch thread reconnects), so the less, the better.
+    """
+    changes = {key: None for key in os.environ if _leaks_settings(key)}
+    changes.update({key: value for key, value in extra.items() if os.environ.get(key) != value})
+    saved = {key: os.environ.get(key) for key in changes}
     try:
-        for key in [key for key in os.environ if _leaks_settings(key)]:
-            del os.environ[key]
-        os.environ.update(extra)
+        _apply(changes)
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        _apply(saved)
+
+
+def _apply(values: dict[str, str | None]) -> None:
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def describe_url(url: str) -> str:
