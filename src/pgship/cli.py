@@ -26,6 +26,7 @@ from pgship.planner import Plan, State
 from pgship.runner import MigrateResult, Runner, RunOptions
 
 if TYPE_CHECKING:
+    from pgship.replay import ReplayOptions
     from pgship.schema import SchemaDiff
 
 DESCRIPTION = """\
@@ -104,20 +105,21 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _replay_options(parser: argparse.ArgumentParser) -> None:
+def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) -> None:
+    implies = ". Implies --replay" if implies_replay else ""
     parser.add_argument(
         "--replay-url",
         metavar="URL",
         default=None,
         help="replay in a scratch database on this server (created, then dropped; needs CREATEDB) "
-        "instead of an embedded PostgreSQL; default: PGSHIP_REPLAY_URL if set. Implies --replay",
+        "instead of an embedded PostgreSQL; default: PGSHIP_REPLAY_URL if set" + implies,
     )
     parser.add_argument(
         "--replay-pg-version",
         type=int,
         metavar="N",
         default=None,
-        help="major version of the embedded PostgreSQL (16 or 18; default 16). Implies --replay",
+        help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
     )
     parser.add_argument(
         "--replay-role",
@@ -237,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay every migration on an empty database (embedded PostgreSQL unless --replay-url)",
     )
-    _replay_options(verify)
+    _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
 
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--target", metavar="VERSION", help="replay only up to this version (compare with an older release)"
     )
-    _replay_options(diff)
+    _replay_arguments(diff, implies_replay=False)
     _wait_option(diff)
 
     new = add(
@@ -511,20 +513,27 @@ def cmd_verify(ctx: Context) -> int:
     return ExitCode.INVALID if failed else ExitCode.OK
 
 
-def _replay_settings(ctx: Context) -> dict[str, Any]:
+def _replay_options(ctx: Context) -> ReplayOptions:
     """The replay options of verify and diff; the replay URL's password joins the secrets to scrub."""
     import os
 
+    from pgship.replay import ReplayOptions
+
     url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
     ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
-    return {"replay_url": url, "pg_version": ctx.args.replay_pg_version, "roles": ctx.args.replay_role}
+    return ReplayOptions(
+        url=url,
+        pg_version=ctx.args.replay_pg_version,
+        target=_target(ctx.args),
+        roles=tuple(ctx.args.replay_role),
+    )
 
 
 def _verify_replay(ctx: Context, discovery: Discovery, payload: dict[str, Any]) -> dict[str, Any]:
     from pgship.replay import replay
 
     try:
-        result = replay(discovery, ctx.table, **_replay_settings(ctx))
+        result = replay(discovery, ctx.table, _replay_options(ctx))
     except PgshipError as error:
         payload.pop("status")  # the error's own status: failed, invalid, unreachable...
         error.payload = payload  # type: ignore[attr-defined]
@@ -546,12 +555,7 @@ def cmd_diff(ctx: Context) -> int:
         )
     try:
         result = schema.diff(
-            ctx.settings.database_url,
-            discovery,
-            ctx.table,
-            target=_target(ctx.args),
-            wait_s=ctx.args.wait,
-            **_replay_settings(ctx),
+            ctx.settings.database_url, discovery, ctx.table, _replay_options(ctx), wait_s=ctx.args.wait
         )
     except PgshipError as error:
         error.payload = ctx.header()  # type: ignore[attr-defined]

@@ -116,67 +116,86 @@ class Replay:
     result: ReplayResult
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Where and how far to replay. The default: every migration, on an embedded PostgreSQL."""
+
+    url: str | None = None  # a server to create (and drop) a scratch database on, instead of embedded
+    pg_version: int | None = None  # the embedded server's major version
+    target: Version | None = None  # replay only up to this version
+    roles: tuple[str, ...] = ()  # roles to create first, for migrations that GRANT to them
+
+
 @contextmanager
 def replayed(
     discovery: Discovery,
     table: TrackingTable,
+    options: ReplayOptions | None = None,
     *,
-    replay_url: str | None = None,
-    pg_version: int | None = None,
-    target: Version | None = None,
-    roles: Sequence[str] = (),
     on_event: EventSink | None = None,
 ) -> Iterator[Replay]:
-    """Apply every migration (up to ``target``) to an empty database and yield it; then drop it.
+    """Apply every migration (up to ``options.target``) to an empty database and yield it; then drop it.
 
     Raises :class:`ReplayFailed` (exit 1) naming the first file that fails, and
     :class:`ReplayUnavailable` (exit 2) when there is nothing to replay on.
     """
+    options = options or ReplayOptions()
     started = time.perf_counter()
-    result = ReplayResult(server="url" if replay_url else "embedded")
-    server = _open_server(replay_url, pg_version)
+    result = ReplayResult(server="url" if options.url else "embedded")
+    server = _open_server(options.url, options.pg_version)
     created_roles: list[str] = []
     try:
         database = _scratch_database(server)
         try:
             url = server.url_for(database)
             result.start_ms = _ms_since(started)
-            created_roles = _ensure_roles(server, roles)
-            with connect(url) as conn:
-                result.server_version = str(conn.execute("SHOW server_version").fetchone()[0])
-                result.location = (
-                    f"embedded PostgreSQL {result.server_version}"
-                    if replay_url is None
-                    else f"scratch database on {describe(replay_url).rsplit('/', 1)[0]}, "
-                    f"PostgreSQL {result.server_version}"
-                )
-                migrate_started = time.perf_counter()
-                runner = Runner(conn, table, options=_REPLAY_OPTIONS, on_event=on_event)
-                try:
-                    migrated = runner.migrate(discovery, target=target)
-                except MigrationFailed as failure:
-                    partial = failure.partial_result
-                    result.applied = len(partial.applied) if partial is not None else 0
-                    result.migrate_ms = _ms_since(migrate_started)
-                    result.total_ms = _ms_since(started)
-                    raise ReplayFailed(failure, result) from None
-                result.migrate_ms = _ms_since(migrate_started)
-                result.applied = len(migrated.applied)
-                result.latest = migrated.applied[-1].version if migrated.applied else None
+            created_roles = _ensure_roles(server, options.roles)
+            _apply_all(url, discovery, table, options, result, on_event)
             result.total_ms = _ms_since(started)
             yield Replay(url, result)
         finally:
-            if replay_url is not None:  # an embedded server goes away whole; dropping first is wasted time
+            if options.url is not None:  # an embedded server goes away whole; dropping first is wasted time
                 server.drop_database(database)
     finally:
         _drop_roles(server, created_roles)
         server.close()
 
 
-def replay(discovery: Discovery, table: TrackingTable, **options: Any) -> ReplayResult:
+def replay(discovery: Discovery, table: TrackingTable, options: ReplayOptions | None = None) -> ReplayResult:
     """Replay and throw the database away at once (``pgship verify --replay``)."""
-    with replayed(discovery, table, **options) as done:
+    with replayed(discovery, table, options) as done:
         return done.result
+
+
+def _apply_all(
+    url: str,
+    discovery: Discovery,
+    table: TrackingTable,
+    options: ReplayOptions,
+    result: ReplayResult,
+    on_event: EventSink | None,
+) -> None:
+    """``migrate`` on the empty database, with the production runner; fills in ``result``."""
+    with connect(url) as conn:
+        result.server_version = str(conn.execute("SHOW server_version").fetchone()[0])
+        result.location = (
+            f"embedded PostgreSQL {result.server_version}"
+            if options.url is None
+            else f"scratch database on {describe(options.url).rsplit('/', 1)[0]}, "
+            f"PostgreSQL {result.server_version}"
+        )
+        started = time.perf_counter()
+        runner = Runner(conn, table, options=_REPLAY_OPTIONS, on_event=on_event)
+        try:
+            migrated = runner.migrate(discovery, target=options.target)
+        except MigrationFailed as failure:
+            partial = failure.partial_result
+            result.applied = len(partial.applied) if partial is not None else 0
+            result.migrate_ms = _ms_since(started)
+            raise ReplayFailed(failure, result) from None
+        result.migrate_ms = _ms_since(started)
+        result.applied = len(migrated.applied)
+        result.latest = migrated.applied[-1].version if migrated.applied else None
 
 
 # -- servers -----------------------------------------------------------------------

@@ -13,7 +13,6 @@ and then compare each request's cheap live snapshot with :func:`compare`.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pgship.schema.catalog import snapshot
@@ -25,36 +24,22 @@ if TYPE_CHECKING:
 
     from pgship.history import TrackingTable
     from pgship.migrations import Discovery, Version
-    from pgship.replay import ReplayResult
+    from pgship.replay import ReplayOptions, ReplayResult
     from pgship.runner import EventSink
 
 
 def expected_snapshot(
     discovery: Discovery,
     table: TrackingTable,
+    options: ReplayOptions | None = None,
     *,
-    replay_url: str | None = None,
-    pg_version: int | None = None,
-    target: Version | None = None,
-    roles: Sequence[str] = (),
     on_event: EventSink | None = None,
 ) -> tuple[Snapshot, ReplayResult]:
     """Replay the migrations on an empty database and read the schema they build (about a second)."""
     from pgship.database import connect
     from pgship.replay import replayed
 
-    with (
-        replayed(
-            discovery,
-            table,
-            replay_url=replay_url,
-            pg_version=pg_version,
-            target=target,
-            roles=roles,
-            on_event=on_event,
-        ) as done,
-        connect(done.url) as conn,
-    ):
+    with replayed(discovery, table, options, on_event=on_event) as done, connect(done.url) as conn:
         return snapshot(conn, table), done.result
 
 
@@ -101,11 +86,8 @@ def diff(
     live_url: str | None,
     discovery: Discovery,
     table: TrackingTable,
+    options: ReplayOptions | None = None,
     *,
-    replay_url: str | None = None,
-    pg_version: int | None = None,
-    target: Version | None = None,
-    roles: Sequence[str] = (),
     wait_s: float = 0.0,
     on_event: EventSink | None = None,
 ) -> SchemaDiff:
@@ -116,20 +98,13 @@ def diff(
     """
     from pgship.database import connect
 
+    target = options.target if options else None
     started = time.perf_counter()
     with connect(live_url, wait_s=wait_s) as conn:
         live = snapshot(conn, table)
         live_ms = _ms_since(started)
         warnings = live_warnings(conn, discovery, table, target)
-    expected, replay = expected_snapshot(
-        discovery,
-        table,
-        replay_url=replay_url,
-        pg_version=pg_version,
-        target=target,
-        roles=roles,
-        on_event=on_event,
-    )
+    expected, replay = expected_snapshot(discovery, table, options, on_event=on_event)
     result = compare(live, expected)
     result.warnings[:0] = warnings
     result.replay = replay
