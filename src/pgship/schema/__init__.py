@@ -53,19 +53,27 @@ def live_warnings(
     recorded = history.read(conn, table)
     if not recorded.exists:
         return [
-            f"the live database has no tracking table {table}: pgship never migrated it, so everything "
-            "the migrations create is reported missing (adopt an existing schema with `pgship baseline`)"
+            f"the live database has no tracking table {table}: pgship never migrated it (or it uses another "
+            "--table), so differences may just be migrations it never ran (`pgship baseline` adopts a "
+            "schema made some other way)"
         ]
     plan = make_plan(discovery, recorded, target=target, allow_out_of_order=True, allow_missing=True)
     warnings = []
     pending = [str(m.version) for m in plan.to_apply]
     if pending:
+        compare_applied = (
+            f", or compare with what is applied: `pgship diff --target {plan.latest_applied}`"
+            if plan.latest_applied
+            else ""
+        )
         warnings.append(
             f"the live database has {len(pending)} pending migration(s) ({', '.join(pending)}): what they "
-            "create shows below as missing from live. Run `pgship migrate` first, or compare with what "
-            f"is applied: `pgship diff --target {plan.latest_applied}`"
-            if plan.latest_applied
-            else "the live database has no migration applied yet"
+            f"create shows below as missing from live. Run `pgship migrate` first{compare_applied}"
+        )
+    if target is not None and plan.latest_applied is not None and plan.latest_applied > target:
+        warnings.append(
+            f"the live database is at {plan.latest_applied}, past --target {target}: what the later "
+            "migrations created shows below as existing only in live"
         )
     ahead = [str(e.version) for e in plan.with_state(State.AHEAD, State.MISSING)]
     if ahead:
