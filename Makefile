@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv lint format pytest test clean
 
+include make/infra.mk
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_compose import COMPOSE_FILE, compose_command
+
+from tests.test_compose import COMPOSE_FILE, compose_command
 
 pytestmark = pytest.mark.container
 pytest.importorskip("pgship.cli", reason="the stack runs `pgship migrate` and `pgship serve`")

@@ -23,7 +23,7 @@ from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output
 from pgship.planner import Plan, State
-from pgship.runner import MigrateResult, Runner, RunOptions
+from pgship.runner import Event, MigrateResult, Runner, RunOptions
 
 if TYPE_CHECKING:
     from pgship.replay import ReplayOptions
@@ -347,7 +347,14 @@ class Context:
         return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
-        return Runner(conn, self.table, options=options, on_event=self.out.event)
+        target = describe(self.settings.database_url)
+
+        def on_event(event: Event) -> None:
+            if event.kind == "plan":  # name the database before changing it: logs show where it ran
+                event = Event("plan", f"{target} ({self.settings.table}): {event.message}", event.data)
+            self.out.event(event)
+
+        return Runner(conn, self.table, options=options, on_event=on_event)
 
     def header(self) -> dict[str, Any]:
         return {

@@ -78,6 +78,9 @@ class Output:
             return
         if event.kind == "lock":
             return
+        if event.kind == "plan":
+            self.line(event.message)
+            return
         if event.kind in ("lock_wait", "retry", "connect_retry"):
             self.warn(event.message)
             return

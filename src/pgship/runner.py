@@ -199,6 +199,15 @@ class Runner:
             result.already_applied = plan.applied_count
             applied_by = self._applied_by()
             total = len(plan.to_apply)
+            if total:
+                self.emit(
+                    Event(
+                        "plan",
+                        f"{total} pending migration{'s' if total != 1 else ''} to apply "
+                        f"({plan.applied_count} already applied)",
+                        {"pending": total, "applied": plan.applied_count},
+                    )
+                )
             for index, migration in enumerate(plan.to_apply, start=1):
                 self.emit(
                     Event(
