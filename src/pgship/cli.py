@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, connect, describe, passwords_in
@@ -24,6 +24,10 @@ from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_
 from pgship.output import Output
 from pgship.planner import Plan, State
 from pgship.runner import Event, MigrateResult, Runner, RunOptions
+
+if TYPE_CHECKING:
+    from pgship.replay import ReplayOptions
+    from pgship.schema import SchemaDiff
 
 DESCRIPTION = """\
 Ship PostgreSQL schema changes forward, safely.
@@ -98,6 +102,31 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--allow-missing", action="store_true", help="run even though applied migrations' files were deleted"
+    )
+
+
+def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) -> None:
+    implies = ". Implies --replay" if implies_replay else ""
+    parser.add_argument(
+        "--replay-url",
+        metavar="URL",
+        default=None,
+        help="replay in a scratch database on this server (created, then dropped; needs CREATEDB) "
+        "instead of an embedded PostgreSQL; default: PGSHIP_REPLAY_URL if set" + implies,
+    )
+    parser.add_argument(
+        "--replay-pg-version",
+        type=int,
+        metavar="N",
+        default=None,
+        help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
+    )
+    parser.add_argument(
+        "--replay-role",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create this role on the replay server first, for migrations that GRANT to it (repeatable)",
     )
 
 
@@ -197,13 +226,37 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         "check the migration files (and, with a database, their checksums)",
         "Parse every migration file and report every problem with file and line. With a database\n"
-        "(-d or DATABASE_URL), also check that applied migrations were not edited or deleted.",
+        "(-d or DATABASE_URL), also check that applied migrations were not edited or deleted.\n"
+        "With --replay, also apply every migration to an empty throwaway database, with the same\n"
+        "rules as migrate, and report the first file that fails there (exit 1): a set that no\n"
+        "longer rebuilds the schema from nothing breaks every new environment.",
     )
     verify.add_argument(
         "--no-database", action="store_true", help="check the files only, even if a URL is set"
     )
+    verify.add_argument(
+        "--replay",
+        action="store_true",
+        help="also replay every migration on an empty database (embedded PostgreSQL unless --replay-url)",
+    )
+    _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
+
+    diff = add(
+        "diff",
+        "compare the live database's schema with what the migrations build",
+        "Replay the migrations on an empty throwaway database (as verify --replay), read both\n"
+        "schemas from the catalogs and compare them object by object: tables, columns, indexes,\n"
+        "constraints, views, functions, sequences, types, extensions, policies, triggers. Lists\n"
+        "what exists only in live (made by hand?), what is missing from live, and what differs.\n"
+        "Reads the live database only. Exit 0 when equal, 5 when they differ.",
+    )
+    diff.add_argument(
+        "--target", metavar="VERSION", help="replay only up to this version (compare with an older release)"
+    )
+    _replay_arguments(diff, implies_replay=False)
+    _wait_option(diff)
 
     new = add(
         "new",
@@ -454,16 +507,73 @@ def cmd_verify(ctx: Context) -> int:
     refusals = payload.get("refusals", [])
     failed = bool(refusals) or bool(args.lint_strict and findings)
     payload["status"] = "failed" if failed else "ok"
-    if ctx.out.as_json:
-        ctx.out.document(payload)
-    else:
+    if not ctx.out.as_json:
         ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
         if plan is not None and not refusals:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         for refusal in refusals:
             ctx.out.line(f"error: {refusal['message']}\n  {refusal['hint']}")
         _render_findings(ctx.out, findings, lint_error)
+    if args.replay or args.replay_url or args.replay_pg_version:
+        payload["replay"] = _verify_replay(ctx, discovery, payload)
+    ctx.out.document(payload)
     return ExitCode.INVALID if failed else ExitCode.OK
+
+
+def _replay_options(ctx: Context) -> ReplayOptions:
+    """The replay options of verify and diff; the replay URL's password joins the secrets to scrub."""
+    import os
+
+    from pgship.replay import ReplayOptions
+
+    url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
+    ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
+    return ReplayOptions(
+        url=url,
+        pg_version=ctx.args.replay_pg_version,
+        target=_target(ctx.args),
+        roles=tuple(ctx.args.replay_role),
+    )
+
+
+def _verify_replay(ctx: Context, discovery: Discovery, payload: dict[str, Any]) -> dict[str, Any]:
+    from pgship.replay import replay
+
+    try:
+        result = replay(discovery, ctx.table, _replay_options(ctx))
+    except PgshipError as error:
+        payload.pop("status")  # the error's own status: failed, invalid, unreachable...
+        error.payload = payload  # type: ignore[attr-defined]
+        raise
+    ctx.out.line(result.summary())
+    return result.to_dict()
+
+
+def cmd_diff(ctx: Context) -> int:
+    from pgship import schema
+    from pgship.migrations import require_parsed
+
+    discovery = ctx.discover()
+    require_parsed(discovery.migrations)
+    if not ctx.settings.has_database:
+        raise UsageError(
+            "diff compares a live database with the migrations: name the database",
+            hint="Pass -d postgresql://user:password@host:5432/dbname or set DATABASE_URL.",
+        )
+    try:
+        result = schema.diff(
+            ctx.settings.database_url, discovery, ctx.table, _replay_options(ctx), wait_s=ctx.args.wait
+        )
+    except PgshipError as error:
+        error.payload = ctx.header()  # type: ignore[attr-defined]
+        raise
+    if ctx.out.as_json:
+        document = {**ctx.header(), "status": "equal" if result.equal else "different", **result.to_dict()}
+        document["replay_location"] = result.replay.location if result.replay else None
+        ctx.out.document(document)
+    else:
+        render_diff(ctx.out, result, ctx.header()["database"])
+    return ExitCode.OK if result.equal else ExitCode.OUT_OF_SYNC
 
 
 def cmd_new(ctx: Context) -> int:
@@ -691,6 +801,38 @@ def render_plan(
     _render_findings(out, findings, lint_error)
 
 
+def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
+    """A schema comparison for people: one line per difference, then what to do."""
+    for warning in result.warnings:
+        out.warn(warning)
+    replay = result.replay
+    source = (
+        f"the migrations replayed on an empty database ({replay.location}, {replay.applied} "
+        f"migrations, {replay.total_ms / 1000:.2f} s)"
+        if replay
+        else "the migrations"
+    )
+    compared = sum(result.migrations_counts.values())
+    if result.equal:
+        out.line(
+            f"The live database ({database}) has the schema the migrations build "
+            f"({compared} objects compared)."
+        )
+        return
+    out.line(f"Compared the live database ({database}) with {source}.")
+    count = len(result.differences)
+    out.line(f"{count} difference{'s' if count != 1 else ''}:")
+    for difference in result.differences:
+        out.line(f"  {difference.message}")
+        for line in difference.detail:
+            out.line(f"      {line}")
+    out.line()
+    out.line(
+        "To fix: undo the manual change in the live database, or keep it by writing a migration that "
+        "makes it (pgship new NAME), apply it, and run `pgship diff` again."
+    )
+
+
 def _render_findings(out: Output, findings: list[Any], lint_error: str | None) -> None:
     if lint_error:
         out.warn(f"lint skipped: {lint_error}")
@@ -717,6 +859,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "migrate": cmd_migrate,
     "plan": cmd_plan,
     "verify": cmd_verify,
+    "diff": cmd_diff,
     "new": cmd_new,
     "baseline": cmd_baseline,
     "repair": cmd_repair,

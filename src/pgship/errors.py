@@ -151,6 +151,7 @@ class MigrationFailed(PgshipError):
     def to_dict(self) -> dict[str, Any]:
         details = asdict(self.details)
         details.pop("extra")
+        details["server_hint"] = details.pop("hint")  # the server's HINT must not replace pgship's
         return {**super().to_dict(), **details, **self.details.extra}
 
 

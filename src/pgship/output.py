@@ -144,6 +144,7 @@ def _status_for(error: PgshipError) -> str:
         "invalid_migrations": "invalid",
         "refused": "refused",
         "usage": "invalid",
+        "replay_unavailable": "invalid",
         "database_unavailable": "unreachable",
         "lock_not_acquired": "locked",
         "interrupted": "interrupted",
