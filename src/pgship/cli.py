@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgship import __version__, config
@@ -344,7 +345,8 @@ class Context:
                     f"{attempt.remaining_s:.0f} s more"
                 )
 
-        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
+        option = "--timeout" if self.args.command == "wait" else "--wait"
+        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry, wait_option=option)
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
         target = describe(self.settings.database_url)
@@ -609,9 +611,17 @@ def cmd_new(ctx: Context) -> int:
     if ctx.out.as_json:
         ctx.out.document(payload)
     else:
-        ctx.out.line(f"Created {path}")
+        ctx.out.line(f"Created {_relative(path)}")
         ctx.out.line("Write the schema change in it, then check it with `pgship verify` and `pgship plan`.")
     return ExitCode.OK
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter, and what people type)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def cmd_baseline(ctx: Context) -> int:
