@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from pgship.testing import EmbeddedPostgres
@@ -143,6 +144,22 @@ def test_an_edited_applied_migration_is_refused_with_exit_2(database_url, releas
     assert code == 2, out + err
     assert "Deploy failed at the verify stage" in out and "edited since it was applied" in err
     assert applied_versions(database_url) == ["001"]
+
+
+def test_a_migration_lock_held_elsewhere_exits_4_and_starts_nothing(database_url, release, tmp_path):
+    from pgship.history import TrackingTable
+
+    marker = tmp_path / "started"
+    with psycopg.connect(database_url, autocommit=True) as other_deploy:
+        other_deploy.execute(
+            "SELECT pg_advisory_lock(%s)", (TrackingTable.parse("schema_migrations").lock_key,)
+        )
+        code, out, err = deploy(
+            database_url, release, "--lock-wait", "0.5", "--start", f"touch {marker}", cwd=tmp_path
+        )
+    assert code == 4, out + err
+    assert "Deploy failed at the migrate stage" in out and "held the lock" in err
+    assert not marker.exists() and applied_versions(database_url) == ["001"]
 
 
 def test_a_failing_build_leaves_the_database_untouched(database_url, release, tmp_path):
