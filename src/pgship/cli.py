@@ -131,6 +131,48 @@ def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) 
     )
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How patient a migration run is (migrate, deploy)."""
+    parser.add_argument(
+        "--lock-wait",
+        type=_seconds,
+        default=RunOptions.lock_wait_s,
+        metavar="SECONDS",
+        help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=RunOptions.lock_timeout_s,
+        metavar="SECONDS",
+        help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--lock-retries",
+        type=int,
+        default=RunOptions.lock_retries,
+        metavar="N",
+        help="retries after a lock timeout (default: %(default)d)",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="statement_timeout for migrations (default: none)",
+    )
+
+
+def run_options_from(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` the flags of :func:`add_run_options` ask for."""
+    return RunOptions(
+        lock_wait_s=args.lock_wait,
+        lock_timeout_s=args.lock_timeout,
+        lock_retries=args.lock_retries,
+        statement_timeout_s=args.statement_timeout,
+    )
+
+
 def _lint_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
     if default_on:
         parser.add_argument("--no-lint", dest="lint", action="store_false", help="skip the squawk lint")
@@ -184,34 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _plan_options(migrate)
     _wait_option(migrate)
-    migrate.add_argument(
-        "--lock-wait",
-        type=_seconds,
-        default=RunOptions.lock_wait_s,
-        metavar="SECONDS",
-        help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
-    )
-    migrate.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=RunOptions.lock_timeout_s,
-        metavar="SECONDS",
-        help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
-    )
-    migrate.add_argument(
-        "--lock-retries",
-        type=int,
-        default=RunOptions.lock_retries,
-        metavar="N",
-        help="retries after a lock timeout (default: %(default)d)",
-    )
-    migrate.add_argument(
-        "--statement-timeout",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="statement_timeout for migrations (default: none)",
-    )
+    add_run_options(migrate)
 
     plan = add(
         "plan",
@@ -393,12 +408,7 @@ def cmd_status(ctx: Context) -> int:
 def cmd_migrate(ctx: Context) -> int:
     args = ctx.args
     discovery = ctx.discover()
-    options = RunOptions(
-        lock_wait_s=args.lock_wait,
-        lock_timeout_s=args.lock_timeout,
-        lock_retries=args.lock_retries,
-        statement_timeout_s=args.statement_timeout,
-    )
+    options = run_options_from(args)
     with ctx.connect() as conn:
         try:
             result = ctx.runner(conn, options).migrate(
@@ -928,6 +938,9 @@ def _debug() -> bool:
 
     return os.environ.get("PGSHIP_DEBUG") == "1"
 
+
+# serve and deploy register themselves through _EXTENSIONS (imported last: they use this module)
+from pgship import cli_release  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

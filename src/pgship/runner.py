@@ -169,7 +169,7 @@ class Runner:
         }
         history = self.read_history()
         plan = make_plan(discovery, history, **plan_options)
-        _raise_refusals(plan)
+        raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
         result.warnings = list(plan.warnings)
         if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
@@ -183,7 +183,7 @@ class Runner:
             for change in result.table_changes:
                 self.emit(Event("table", change))
             plan = make_plan(discovery, self.read_history(), **plan_options)
-            _raise_refusals(plan)
+            raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
             for migration in plan.to_adopt:
@@ -635,7 +635,8 @@ class Runner:
         return [row[0] for row in rows]
 
 
-def _raise_refusals(plan: Plan) -> None:
+def raise_refusals(plan: Plan) -> None:
+    """Raise :class:`Refused` (exit 2) for everything in ``plan`` that needs a decision first."""
     if not plan.refusals:
         return
     if len(plan.refusals) == 1:
