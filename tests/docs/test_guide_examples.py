@@ -12,6 +12,7 @@ syntax-checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -25,7 +26,6 @@ from tests.docs.guide import read, shown_lines_missing
 
 GUIDE = ROOT / "docs" / "DEPLOYMENT.md"
 READMES = [ROOT / "README.md", ROOT / "docker" / "postgres" / "migrations" / "README.md"]
-SHOWN_TARGET = "app@db:5432/app"
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +34,36 @@ def project(tmp_path_factory, pg_server):
     root = tmp_path_factory.mktemp("guide")
     shutil.copytree(ROOT / "docker" / "postgres" / "migrations", root / "docker" / "postgres" / "migrations")
     name = pg_server.create_database(prefix="app")
-    url = pg_server.url_for(name)
-    yield root, url, f"{pg_server.user}@127.0.0.1:{pg_server.port}/{name}"
-    pg_server.drop_database(name)
+    staging = pg_server.create_database(prefix="staging")
+    urls = {"DATABASE_URL": pg_server.url_for(name), "STAGING_DATABASE_URL": pg_server.url_for(staging)}
+    shown = {
+        f"{pg_server.user}@127.0.0.1:{pg_server.port}/{name}": "app@db:5432/app",
+        f"{pg_server.user}@127.0.0.1:{pg_server.port}/{staging}": "app@db:5432/staging",
+    }
+    try:
+        yield root, urls, shown
+    finally:
+        _stop_processes_started_in(root)  # the service the guide's deploy example leaves running
+        for database in (name, staging):
+            pg_server.drop_database(database)
 
 
-def run_example(code: str, root: Path, url: str, server_bin: Path) -> subprocess.CompletedProcess[str]:
+def _stop_processes_started_in(root: Path) -> None:
+    import psutil
+
+    for process in psutil.process_iter(["cwd"]):
+        with contextlib.suppress(psutil.Error):
+            if process.info["cwd"] and Path(process.info["cwd"]).is_relative_to(root):
+                process.terminate()
+                process.wait(5)
+
+
+def run_example(
+    code: str, root: Path, urls: dict[str, str], server_bin: Path
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "DATABASE_URL": url,
+        **urls,
         "PATH": f"{Path(sys.executable).parent}:{server_bin}:{os.environ['PATH']}",
         "COLUMNS": "120",
     }
@@ -57,7 +78,7 @@ def run_example(code: str, root: Path, url: str, server_bin: Path) -> subprocess
 
 
 def test_the_guide_examples_run_in_order_and_print_what_the_guide_shows(project, pg_server):
-    root, url, target = project
+    root, urls, shown = project
     document = read(GUIDE)
     assert document.examples, "the guide has no examples"
     failures = []
@@ -68,8 +89,10 @@ def test_the_guide_examples_run_in_order_and_print_what_the_guide_shows(project,
             if syntax.returncode:
                 failures.append(f"{where}: shell syntax error: {syntax.stderr}")
             continue
-        result = run_example(example.code, root, url, pg_server.bin)
-        output = (result.stdout + result.stderr).replace(target, SHOWN_TARGET)
+        result = run_example(example.code, root, urls, pg_server.bin)
+        output = result.stdout + result.stderr
+        for real, shown_as in shown.items():
+            output = output.replace(real, shown_as)
         if result.returncode != example.expected_exit:
             failures.append(
                 f"{where}: exit {result.returncode}, the guide expects {example.expected_exit}\n"
