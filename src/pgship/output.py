@@ -78,6 +78,9 @@ class Output:
             return
         if event.kind == "lock":
             return
+        if event.kind == "plan":
+            self.line(event.message)
+            return
         if event.kind in ("lock_wait", "retry", "connect_retry"):
             self.warn(event.message)
             return
@@ -141,6 +144,7 @@ def _status_for(error: PgshipError) -> str:
         "invalid_migrations": "invalid",
         "refused": "refused",
         "usage": "invalid",
+        "replay_unavailable": "invalid",
         "database_unavailable": "unreachable",
         "lock_not_acquired": "locked",
         "interrupted": "interrupted",

@@ -119,6 +119,7 @@ class Runner:
     ) -> None:
         self.conn = conn
         self.table = table
+        self._lock_key = table.lock_key  # from the configured name: every runner computes the same key
         self.options = options or RunOptions()
         self.emit = on_event or _ignore
 
@@ -168,7 +169,7 @@ class Runner:
         }
         history = self.read_history()
         plan = make_plan(discovery, history, **plan_options)
-        _raise_refusals(plan)
+        raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
         result.warnings = list(plan.warnings)
         if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
@@ -178,10 +179,11 @@ class Runner:
 
         with self.advisory_lock():
             result.table_changes = tracking.ensure(self.conn, self.table, history)
+            self.table = tracking.qualify(self.conn, self.table)
             for change in result.table_changes:
                 self.emit(Event("table", change))
             plan = make_plan(discovery, self.read_history(), **plan_options)
-            _raise_refusals(plan)
+            raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
             for migration in plan.to_adopt:
@@ -197,6 +199,15 @@ class Runner:
             result.already_applied = plan.applied_count
             applied_by = self._applied_by()
             total = len(plan.to_apply)
+            if total:
+                self.emit(
+                    Event(
+                        "plan",
+                        f"{total} pending migration{'s' if total != 1 else ''} to apply "
+                        f"({plan.applied_count} already applied)",
+                        {"pending": total, "applied": plan.applied_count},
+                    )
+                )
             for index, migration in enumerate(plan.to_apply, start=1):
                 self.emit(
                     Event(
@@ -301,7 +312,7 @@ class Runner:
     @contextmanager
     def advisory_lock(self) -> Iterator[None]:
         """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``."""
-        key = self.table.lock_key
+        key = self._lock_key
         started = time.monotonic()
         delay = 0.05
         announced = False
@@ -349,7 +360,20 @@ class Runner:
         )
 
     # -- applying one migration ----------------------------------------------------
+    def _session_defaults(self) -> str:
+        """What every migration starts from, as if it had a session of its own.
+
+        ``RESET ALL`` undoes a ``SET search_path`` or ``SET ROLE`` an earlier migration left behind
+        (the old runner's ``psql -f`` per file gave each file a fresh session). If this process dies
+        mid-migration, ``client_connection_check_interval`` lets the server notice within a second
+        and roll back, instead of finishing a long statement (and holding its locks) for nobody.
+        """
+        if self.conn.info.server_version >= 140000:
+            return "RESET ALL; SET client_connection_check_interval = 1000"
+        return "RESET ALL"
+
     def _applied_by(self) -> str:
+        self.conn.execute(self._session_defaults())
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
@@ -391,7 +415,7 @@ class Runner:
                     execution_ms=elapsed,
                     applied_by=applied_by,
                 )
-                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT")]))
+                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT; " + self._session_defaults())]))
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -484,7 +508,7 @@ class Runner:
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
-                    self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+                    self.conn.execute(self._session_defaults())
 
     def _begin(self, lock_timeout_s: float) -> str:
         parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
@@ -611,7 +635,8 @@ class Runner:
         return [row[0] for row in rows]
 
 
-def _raise_refusals(plan: Plan) -> None:
+def raise_refusals(plan: Plan) -> None:
+    """Raise :class:`Refused` (exit 2) for everything in ``plan`` that needs a decision first."""
     if not plan.refusals:
         return
     if len(plan.refusals) == 1:

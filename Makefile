@@ -1,0 +1,38 @@
+# pgship: `make spec` runs the specification and builds the report; `make test` is everything CI checks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv lint format pytest test clean
+
+include make/infra.mk
+include make/spec.mk
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+LINTED := src tests steps environment.py bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
+
+# tests/report needs Allure (npm) and Debian's chromium: see make/spec.mk
+pytest: $(STAMP) node_modules/.installed browser
+	$(PY) -m pytest
+
+test: lint pytest spec-dry-run spec-embedded
+
+clean:
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache

@@ -1,0 +1,14 @@
+-- {{version}}_{{name}}: <one line: what this changes and why>
+--
+-- Created {{date}} by `pgship new {{name}}`. pgship runs this whole file in one
+-- transaction together with its row in schema_migrations: if any statement fails,
+-- nothing of it is applied, and you fix the file and deploy again.
+--
+-- Before you commit (docker/postgres/migrations/README.md has the details):
+-- * one focused change per migration; never edit a migration once it is applied;
+-- * a new index on an existing table: CREATE INDEX CONCURRENTLY in a file of its own
+--   whose first line is  -- pgship:no-transaction
+-- * a new NOT NULL column on an existing table: add it with a DEFAULT, or nullable
+--   first and backfill (expand), constrain in a later release (contract);
+-- * check it: pgship verify && pgship plan   (plan also runs the squawk lint).
+

@@ -1,0 +1,175 @@
+"""The other commands: status, plan, verify, new, wait, and the legacy runner script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.conftest import ROOT
+from tests.integration.helpers import applied_versions, query, table_exists
+
+SAMPLE = ROOT / "docker" / "postgres" / "migrations"
+
+
+def test_the_sample_migrations_apply_on_a_fresh_database_and_rerun_applies_none(cli, database_url):
+    first = cli("-d", database_url, "-m", str(SAMPLE), "migrate")
+    assert first.code == 0, first.output
+    assert applied_versions(database_url) == ["001", "002", "003", "004", "005", "006", "007"]
+    assert query(
+        database_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'tasks_open_due_date_idx'::regclass"
+    ) == [(True,)]
+    second = cli("-d", database_url, "-m", str(SAMPLE), "migrate")
+    assert second.code == 0 and "Nothing to apply" in second.stdout
+
+
+def test_status_check_exits_5_until_the_database_is_in_sync(cli, database_url):
+    pending = cli("-d", database_url, "-m", str(SAMPLE), "status", "--check")
+    assert pending.code == 5 and "7 pending" in pending.stdout
+    assert cli("-d", database_url, "-m", str(SAMPLE), "migrate").code == 0
+    assert cli("-d", database_url, "-m", str(SAMPLE), "status", "--check").code == 0
+
+
+def test_status_json_has_the_documented_keys(cli, database_url):
+    cli("-d", database_url, "-m", str(SAMPLE), "migrate", "--target", "3")
+    document = json.loads(cli("-d", database_url, "-m", str(SAMPLE), "status", "--json").stdout)
+    assert {
+        "command",
+        "database",
+        "table",
+        "migrations_dir",
+        "in_sync",
+        "summary",
+        "latest_applied",
+        "pending",
+        "migrations",
+        "warnings",
+    } <= set(document)
+    assert document["latest_applied"] == "003" and document["pending"] == ["004", "005", "006", "007"]
+    assert document["summary"]["applied"] == 3 and document["summary"]["pending"] == 4
+    entry = document["migrations"][0]
+    assert set(entry) == {
+        "version",
+        "name",
+        "file",
+        "state",
+        "applied_at",
+        "execution_ms",
+        "applied_by",
+        "checksum",
+        "recorded_checksum",
+    }
+
+
+def test_plan_changes_nothing_and_lints_pending_files_with_their_lines(cli, database_url, migrations):
+    migrations.write("001_users.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email text);")
+    assert cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
+    migrations.write(
+        "002_index.sql", "-- index for lookups\nCREATE INDEX users_email_idx ON users (email);\n"
+    )
+    migrations.write("003_required.sql", "ALTER TABLE users ADD COLUMN tenant bigint NOT NULL;\n")
+    result = cli("-d", database_url, "-m", str(migrations), "--json", "plan")
+    document = json.loads(result.stdout)
+    assert result.code == 0
+    assert [m["file"] for m in document["would_apply"]] == ["002_index.sql", "003_required.sql"]
+    rules = {(f["file"], f["line"], f["rule"]) for f in document["lint"]}
+    assert ("002_index.sql", 2, "require-concurrent-index-creation") in rules
+    assert ("003_required.sql", 1, "adding-required-field") in rules
+    assert applied_versions(database_url) == ["001"]
+    strict = cli("-d", database_url, "-m", str(migrations), "plan", "--lint-strict")
+    assert strict.code == 2 and "002_index.sql:2" in strict.stdout
+
+
+def test_plan_reports_refusals_with_exit_2(cli, database_url, migrations):
+    path = migrations.write("001_users.sql", "CREATE TABLE users (id int);")
+    assert cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
+    path.write_text("CREATE TABLE users (id bigint);")
+    result = cli("-d", database_url, "-m", str(migrations), "plan", "--no-lint")
+    assert result.code == 2 and "edited since it was applied: 001_users.sql" in result.stdout
+
+
+def test_verify_without_a_database_checks_every_file(cli, migrations, tmp_path):
+    migrations.write("001_ok.sql", "CREATE TABLE a (id int);")
+    migrations.write("002_bad.sql", "CREATE TABLE b (id int);\nCREATE INDEX CONCURRENTLY b_idx ON b (id);\n")
+    result = cli("-m", str(migrations), "verify", env={"DATABASE_URL": "", "PGHOST": "", "PGDATABASE": ""})
+    assert result.code == 2 and "002_bad.sql:2" in result.stderr and "no-transaction" in result.stderr
+    (migrations.path / "002_bad.sql").unlink()
+    ok = cli("-m", str(migrations), "verify", env={"DATABASE_URL": ""})
+    assert ok.code == 0 and "1 migration files are valid" in ok.stdout
+
+
+def test_verify_with_a_database_also_checks_applied_checksums(cli, database_url, migrations):
+    path = migrations.write("001_users.sql", "CREATE TABLE users (id int);")
+    assert cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
+    assert cli("-d", database_url, "-m", str(migrations), "verify").code == 0
+    path.write_text("CREATE TABLE users (id int); -- edited")
+    result = cli("-d", database_url, "-m", str(migrations), "verify")
+    assert result.code == 2 and "001_users.sql" in result.stdout
+
+
+def test_new_creates_the_next_version_from_the_template(cli, migrations):
+    migrations.write("009_a.sql", "SELECT 1;")
+    migrations.write("TEMPLATE.sql", "-- {{version}}_{{name}}: describe it\n")
+    result = cli("-m", str(migrations), "new", "add_orders")
+    assert result.code == 0
+    created = migrations.path / "010_add_orders.sql"
+    assert created.read_text() == "-- 010_add_orders: describe it\n"
+    assert cli("-m", str(migrations), "new", "Add Orders").code == 2
+    assert not list(migrations.path.glob("*Add*"))
+
+
+def test_new_uses_a_built_in_template_and_creates_the_directory(cli, tmp_path):
+    target = tmp_path / "db" / "migrations"
+    result = cli("-m", str(target), "--json", "new", "create_users")
+    assert result.code == 0
+    document = json.loads(result.stdout)
+    assert document["version"] == "001" and document["template"] == "built-in"
+    assert "pgship:no-transaction" in (target / "001_create_users.sql").read_text()
+
+
+def test_global_options_work_after_the_command(cli, database_url):
+    before = cli("--json", "-d", database_url, "-m", str(SAMPLE), "status")
+    after = cli("status", "--json", "-d", database_url, "-m", str(SAMPLE))
+    assert json.loads(before.stdout)["pending"] == json.loads(after.stdout)["pending"]
+
+
+def test_wait_returns_when_the_database_accepts_connections(cli, database_url):
+    result = cli("-d", database_url, "wait", "--timeout", "5")
+    assert result.code == 0 and "accepts connections" in result.stdout
+
+
+def test_every_command_has_help(cli):
+    for command in ["status", "migrate", "up", "plan", "verify", "new", "baseline", "repair", "wait"]:
+        result = cli(command, "--help")
+        assert result.code == 0 and "global options" in result.stdout, command
+
+
+def test_the_legacy_runner_script_reads_db_variables(database_url):
+    parts = urlsplit(database_url)
+    env = {
+        **os.environ,
+        "DB_HOST": parts.hostname,
+        "DB_PORT": str(parts.port),
+        "DB_NAME": parts.path.lstrip("/"),
+        "DB_USER": parts.username,
+        "DB_PASSWORD": parts.password,
+        "PYTHON": sys.executable,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    env.pop("DATABASE_URL", None)
+    script = ROOT / "docker" / "postgres" / "run-migrations.sh"
+    completed = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert table_exists(database_url, "open_tasks")
+    assert parts.password not in completed.stdout + completed.stderr
+    failed = subprocess.run(
+        [str(script)],
+        env={**env, "DB_PASSWORD": "not-the-password"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert failed.returncode == 3 and "not-the-password" not in failed.stdout + failed.stderr

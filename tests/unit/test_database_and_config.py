@@ -1,0 +1,67 @@
+"""Secrets stay hidden; settings come from flags, then environment, then pyproject.toml."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgship import config
+from pgship.database import describe, is_permanent, passwords_in, redact, scrub
+from pgship.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://app:s3cr%40t@db:5432/app",
+        "postgres://app:s3cr%40t@db/app?sslmode=require",
+        "host=db user=app password=s3cr%40t dbname=app",
+        "host=db password='s3cr%40t x' dbname=app",
+    ],
+)
+def test_redact_hides_passwords_in_urls_and_conninfo(text):
+    assert "s3cr" not in redact(text)
+    assert "***" in redact(text)
+
+
+def test_passwords_are_found_in_url_and_environment_and_scrubbed_anywhere():
+    secrets = passwords_in("postgresql://app:p%40ss-word@db/app", {"PGPASSWORD": "envsecret"})
+    assert {"p@ss-word", "p%40ss-word", "envsecret"} <= set(secrets)
+    assert "p@ss-word" not in scrub("server said p@ss-word and envsecret", secrets)
+
+
+def test_describe_names_the_target_without_password():
+    assert describe("postgresql://app:secret@db.example:6543/shop") == "app@db.example:6543/shop"
+
+
+def test_credential_errors_are_permanent_and_refused_connections_are_not():
+    assert is_permanent('FATAL:  password authentication failed for user "app"')
+    assert is_permanent('FATAL:  database "x" does not exist')
+    assert not is_permanent("Connection refused\n\tIs the server running on that host")
+    assert not is_permanent("FATAL:  the database system is starting up")
+
+
+def test_flags_win_over_environment_over_pyproject(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pgship]\nmigrations_dir = "db/mig"\ntable = "from_file"\n'
+    )
+    env = {"PGSHIP_TABLE": "from_env", "DATABASE_URL": "postgresql://u@h/d"}
+    settings = config.resolve(environ=env, cwd=tmp_path)
+    assert settings.table == "from_env" and settings.migrations_dir == tmp_path / "db/mig"
+    assert settings.database_url == "postgresql://u@h/d" and settings.database_source == "DATABASE_URL"
+    flagged = config.resolve(
+        table="from_flag", migrations_dir="x", database_url="postgresql://f@h/d", environ=env, cwd=tmp_path
+    )
+    assert (flagged.table, flagged.migrations_dir.name, flagged.database_source) == ("from_flag", "x", "flag")
+
+
+def test_defaults_without_any_setting(tmp_path):
+    settings = config.resolve(environ={}, cwd=tmp_path)
+    assert settings.migrations_dir == tmp_path / "docker/postgres/migrations"
+    assert settings.table == "schema_migrations" and not settings.has_database
+
+
+def test_a_database_url_in_pyproject_is_refused(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.pgship]\ndatabase_url = "postgresql://u:p@h/d"\n')
+    with pytest.raises(UsageError) as error:
+        config.resolve(environ={}, cwd=tmp_path)
+    assert "never in a committed file" in error.value.hint

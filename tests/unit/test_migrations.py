@@ -1,0 +1,155 @@
+"""Discovery, naming, ordering and checksums: everything decided before a database is involved."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pgship.errors import InvalidMigrations
+from pgship.migrations import Version, checksum_of, discover, next_version, validate_new_name
+
+
+def test_versions_compare_numerically_part_by_part():
+    ordered = sorted(Version.parse(v) for v in ["10", "2", "040.1", "040", "001", "040.10", "040.2"])
+    assert [v.text for v in ordered] == ["001", "2", "10", "040", "040.1", "040.2", "040.10"]
+
+
+def test_zero_padding_does_not_make_a_different_version():
+    assert Version.parse("040") == Version.parse("40")
+    assert hash(Version.parse("040")) == hash(Version.parse("40"))
+    assert Version.parse("040.0") == Version.parse("40")
+
+
+@pytest.mark.parametrize("text", ["", "a1", "1.", ".1", "1..2", "1_2", "-1"])
+def test_non_numeric_versions_are_rejected(text):
+    with pytest.raises(ValueError):
+        Version.parse(text)
+
+
+def test_files_are_ordered_by_version_and_gaps_are_fine(migrations):
+    for name in ["012_c.sql", "001_a.sql", "011_b.sql", "002.1_hotfix.sql"]:
+        migrations.write(name, "SELECT 1;")
+    found = discover(migrations.path)
+    assert [m.filename for m in found.migrations] == [
+        "001_a.sql",
+        "002.1_hotfix.sql",
+        "011_b.sql",
+        "012_c.sql",
+    ]
+
+
+def test_template_other_files_and_subdirectories_are_ignored(migrations):
+    migrations.write("001_a.sql", "SELECT 1;")
+    migrations.write("TEMPLATE.sql", "-- template")
+    migrations.write("README.md", "# docs")
+    migrations.write(".002_hidden.sql", "SELECT 1;")
+    (migrations.path / "archive").mkdir()
+    (migrations.path / "archive" / "003_old.sql").write_text("SELECT 1;")
+    found = discover(migrations.path)
+    assert [m.filename for m in found.migrations] == ["001_a.sql"]
+    assert found.warnings == []
+
+
+def test_a_rollback_folder_is_ignored_with_a_forward_only_warning(migrations):
+    migrations.write("001_a.sql", "SELECT 1;")
+    (migrations.path / "rollback").mkdir()
+    (migrations.path / "rollback" / "001_a_down.sql").write_text("DROP TABLE a;")
+    found = discover(migrations.path)
+    assert len(found.migrations) == 1
+    assert len(found.warnings) == 1 and "forward-only" in found.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["040_a.sql", "040_b.sql"], ["040_a.sql", "40_b.sql"], ["7.1_a.sql", "7.01_b.sql"]],
+)
+def test_two_files_with_one_version_are_an_error_naming_both(migrations, names):
+    for name in names:
+        migrations.write(name, "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    assert all(name in problem.file for name in names)
+    assert "share version" in problem.message
+
+
+@pytest.mark.parametrize(
+    "name", ["add_users.sql", "001-add-users.sql", "001_.sql", "001_add users.sql", "v1_a.sql"]
+)
+def test_a_misnamed_sql_file_is_an_error_with_the_convention(migrations, name):
+    migrations.write(name, "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    assert problem.file == name
+    assert "<version>_<description>.sql" in problem.fix
+
+
+def test_a_file_that_is_not_utf8_is_an_error_with_its_line(migrations):
+    migrations.write("001_latin1.sql", "SELECT 1;\nSELECT 'caf\xe9';\n".encode("latin-1"))
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    assert problem.file == "001_latin1.sql" and problem.line == 2
+    assert "UTF-8" in problem.message
+
+
+def test_an_unreadable_file_is_an_error(migrations):
+    os.symlink(migrations.path / "nowhere.sql", migrations.path / "001_broken_link.sql")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    assert error.value.problems[0].file == "001_broken_link.sql"
+    assert "cannot read" in error.value.problems[0].message
+
+
+def test_a_missing_directory_is_an_error_that_says_how_to_point_at_it(tmp_path):
+    with pytest.raises(InvalidMigrations) as error:
+        discover(tmp_path / "nope")
+    assert "does not exist" in error.value.message
+    assert "--migrations-dir" in error.value.problems[0].fix
+
+
+def test_all_problems_are_reported_at_once(migrations):
+    migrations.write("bad.sql", "SELECT 1;")
+    migrations.write("002_a.sql", "SELECT 1;")
+    migrations.write("02_b.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    assert len(error.value.problems) == 2
+
+
+def test_line_endings_and_bom_do_not_change_the_checksum():
+    unix = "CREATE TABLE a (id int);\nSELECT 1;\n"
+    assert checksum_of(unix) == checksum_of(unix.replace("\n", "\r\n"))
+    assert checksum_of(unix) == checksum_of("\ufeff" + unix)
+    assert checksum_of(unix) != checksum_of(unix.replace("int", "bigint"))
+
+
+def test_discovered_checksum_ignores_crlf_on_disk(migrations):
+    migrations.write("001_a.sql", b"SELECT 1;\r\nSELECT 2;\r\n")
+    [migration] = discover(migrations.path).migrations
+    assert migration.checksum == checksum_of("SELECT 1;\nSELECT 2;\n")
+
+
+def test_next_version_keeps_the_width_of_the_newest(migrations):
+    assert next_version(discover(migrations.path)) == "001"
+    migrations.write("009_a.sql", "SELECT 1;")
+    assert next_version(discover(migrations.path)) == "010"
+    migrations.write("0100.2_b.sql", "SELECT 1;")
+    assert next_version(discover(migrations.path)) == "0101"
+
+
+@pytest.mark.parametrize(
+    "name,valid",
+    [
+        ("add_orders", True),
+        ("fix-1", True),
+        ("Add Orders", False),
+        ("_x", False),
+        ("a/b", False),
+        ("", False),
+    ],
+)
+def test_new_migration_names_must_validate(name, valid):
+    assert (validate_new_name(name) is None) == valid
