@@ -4,10 +4,10 @@ BENCH_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 BENCH_SIZES ?= 100,1000,10000
 BENCH_REPEAT ?= 3
 
-.PHONY: bench bench-peers bench-peers-quick bench-profile
+.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health
 
-## bench: every benchmark; prints the tables, writes bench/results/
-bench: bench-peers
+## bench: every benchmark; prints the tables, writes bench/results/ (-k: one miss does not hide the rest)
+bench: bench-peers bench-spec bench-health
 
 ## bench-peers: pgship vs the floor, dbmate, yoyo and a psql loop (about 10 minutes)
 bench-peers:
@@ -20,3 +20,11 @@ bench-peers-quick:
 ## bench-profile: pyinstrument profile of `pgship migrate` (and the no-op rerun) at N=1000
 bench-profile:
 	$(BENCH_PYTHON) bench/peers.py --profile
+
+## bench-spec: the specification's per-scenario isolation cost and whole-suite wall time
+bench-spec:
+	$(BENCH_PYTHON) bench/spec_overhead.py
+
+## bench-health: /health/database under load (wrk on loopback)
+bench-health:
+	bash bench/health_load.sh
