@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 
 include make/infra.mk
 include make/spec.mk
+include bench/bench.mk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
