@@ -1,6 +1,6 @@
 @allure.label.epic:Adopting_pgship
 Feature: Adopting an existing database
-  As the team replacing the old shell runner with pgship
+  As a team replacing its old shell runner with pgship
   I want pgship to take over databases that the old runner, or a person, migrated, without running anything again
   So that switching runners is a non-event in production
 

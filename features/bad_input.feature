@@ -1,6 +1,6 @@
 @allure.label.epic:Safe_schema_changes
 Feature: Bad migration files are refused before the database is touched
-  As the on-call engineer
+  As an on-call engineer
   I want a release with a broken migration file to be refused before anything runs
   So that a mistake in the files never leaves production half-migrated, and the message says how to fix it
 

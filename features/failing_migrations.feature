@@ -1,6 +1,6 @@
 @allure.label.epic:Safe_schema_changes
 Feature: When a migration fails
-  As the on-call engineer watching a deploy
+  As an on-call engineer watching a deploy
   I want a failing migration to stop the deploy cleanly and tell me exactly why
   So that production keeps a schema it can run on, and I know what to fix
 

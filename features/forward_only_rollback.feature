@@ -1,6 +1,6 @@
 @allure.label.epic:Rollback_and_recovery
 Feature: Forward-only rollback
-  As the team lead who decides how a bad schema change is undone
+  As a team lead deciding how a bad schema change is undone
   I want pgship to only ever move the schema forward, and to stop when the history is rewritten
   So that every environment's schema is explained by the migration files in the repository
 

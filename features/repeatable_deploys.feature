@@ -1,6 +1,6 @@
 @allure.label.epic:Safe_schema_changes
 Feature: Repeatable deploys
-  As the team that deploys many times a day, and sometimes twice at once
+  As a team that deploys many times a day, and sometimes twice at once
   I want a deploy to be safe to repeat, to run alongside another, and to interrupt
   So that a retried, duplicated or killed deploy never applies a migration twice or leaves one half done
 
@@ -24,12 +24,15 @@ Feature: Repeatable deploys
 
   @blocker @allure.label.story:Concurrent_deploys @allure.link.docs:concurrent-deploys
   Scenario: Two deploys started at the same moment apply each migration exactly once, and both succeed
-    Two real pgship processes are held at a starting gate until both are
-    connected, then released together. One takes the migration lock and
-    applies; the other waits for it, finds nothing left to do, and succeeds.
+    Two real pgship processes start together. The first to take the migration
+    lock has to wait at its first migration for a write the shop has not yet
+    committed, so the second one certainly arrives while the first is mid-way.
+    It waits for the lock, then finds nothing left to do, and succeeds too.
 
     Given a database at release 2
+    And the shop is in the middle of a transaction writing to the customers table
     When two deploys of release 5 start at the same moment
+    And the shop's transaction commits while both deploys are under way
     Then both deploys succeed
     And together they applied each of migrations 003, 005 and 010 exactly once
     And the database is at release 5

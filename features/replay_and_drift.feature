@@ -1,6 +1,6 @@
 @allure.label.epic:Troubleshooting
 Feature: Replaying migrations and finding hand-made changes
-  As the team that builds new environments from the migration files and runs production from them
+  As a team that builds new environments from the migration files and runs production from them
   I want to know that the files still rebuild the schema from nothing, and where production has drifted from them
   So that a new environment never breaks on a migration, and a change made by hand in production is found before it bites
 

@@ -1,6 +1,6 @@
 @allure.label.epic:Security
 Feature: Secrets stay secret
-  As the person responsible for the production database's credentials
+  As a person responsible for the production database's credentials
   I want pgship never to print the database password, whatever happens
   So that deploy logs, CI output and the published report can be shared freely
 

@@ -1,6 +1,6 @@
 @allure.label.epic:Troubleshooting
 Feature: Troubleshooting migrations
-  As the on-call engineer after a deploy went wrong
+  As an on-call engineer after a deploy went wrong
   I want pgship to show exactly where the database stands and what to do next
   So that I can fix production with a known command instead of guesswork
 
@@ -39,7 +39,7 @@ Feature: Troubleshooting migrations
     And only migration 010 is applied
     And the database is at release 5
 
-  @pending @allure.label.story:Hand-applied_migrations @allure.link.docs:a-migration-was-applied-by-hand
+  @pending @normal @allure.label.story:Hand-applied_migrations @allure.link.docs:a-migration-was-applied-by-hand
   Scenario: The failed deploy of a migration applied by hand says to record it with `pgship baseline`
     Agreed (issue 5: "says exactly what to do"), not built: today the hint
     says to fix the file, which is wrong advice when the objects already exist.

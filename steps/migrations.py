@@ -21,7 +21,6 @@ from pgship.testing.spec import attachments
 from pgship.testing.spec.commands import SUBPROCESS
 from pgship.testing.spec.scenario_files import DOWN_SCRIPTS, BadInput, ExtraMigrations
 from pgship.testing.spec.workspace import EXPECTED_FAILURES, SAMPLE_APP, sha256_of_migration_text
-from pgship.testing.spec.world import TRACKING_TABLE
 from steps.support import (
     applied_versions,
     deploy,
@@ -126,24 +125,31 @@ def deployed_with_lock_timeout(context: Any, seconds: float, retries: int) -> No
 
 @when("two deploys of release {number:d} start at the same moment")
 def two_deploys_at_once(context: Any, number: int) -> None:
-    # A starting gate: while this session holds the tracking table, both runners block on their
-    # first read of it; releasing it lets them go at the same instant, whatever their start-up time.
+    # Both are real processes. Whichever takes the migration lock first is held at its first
+    # migration by the shop's open write, so the other certainly arrives while it is mid-way:
+    # it must be waiting for the migration lock, not applying migrations of its own.
     world = context.world
     if world.facts.get("shipped_release") != number:
         release_is_shipped(context, number)
-    import psycopg
+    remember_state_before_deploy(context)
+    world.facts["runners"] = [world.cli.start("migrate", json_output=True) for _ in range(2)]
 
-    remember_state_before_deploy(context)  # before the gate closes: reading the table would wait too
-    with psycopg.connect(world.database_url, application_name="starting-gate") as gate:
-        gate.execute(f"LOCK TABLE {TRACKING_TABLE} IN ACCESS EXCLUSIVE MODE")
-        runners = [world.cli.start("migrate", json_output=True) for _ in range(2)]
-        waiting = wait_until(
-            lambda: len([s for s in pgship_sessions(context) if s["wait_event_type"] == "Lock"]) == 2,
-            what="both deploys to be connected and waiting at the starting gate",
-        )
-        assert waiting
-        attachments.attach_json("both deploys at the starting gate", pgship_sessions(context))
-    world.facts["deploys"] = [world.cli.finish(runner) for runner in runners]
+    def both_under_way() -> list[dict[str, Any]] | None:
+        sessions = pgship_sessions(context)
+        held = [s for s in sessions if s["wait_event_type"] == "Lock"]
+        waiting = [s for s in sessions if s not in held and "advisory" in (s["query"] or "")]
+        return sessions if len(sessions) == 2 and held and len(held) + len(waiting) == 2 else None
+
+    sessions = wait_until(both_under_way, what="both deploys to be under way")
+    attachments.attach_json("both deploys under way (pg_stat_activity)", sessions)
+
+
+@when("the shop's transaction commits while both deploys are under way")
+def shop_commits(context: Any) -> None:
+    context.world.facts["shop_write"].commit()
+    context.world.facts["deploys"] = [
+        context.world.cli.finish(runner) for runner in context.world.facts["runners"]
+    ]
 
 
 @when("the deploy is killed while migration {version} is in flight")

@@ -32,6 +32,14 @@ def long_report(context: Any) -> None:
     context.world.facts["report_pid"] = conn.info.backend_pid
 
 
+@given("the shop is in the middle of a transaction writing to the customers table")
+def shop_writing(context: Any) -> None:
+    conn = psycopg.connect(context.world.database_url, application_name="shop-checkout")
+    context.world.cleanup.closeable(conn, "the shop's writing session")
+    conn.execute("INSERT INTO customers (name) VALUES ('Checkout in progress')")  # uncommitted
+    context.world.facts["shop_write"] = conn
+
+
 @when("the report finishes")
 def report_finishes(context: Any) -> None:
     context.world.facts["report"].commit()
