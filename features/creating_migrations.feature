@@ -43,7 +43,7 @@ Feature: Creating a new migration
     Then the command exits with code 0
     And the output flags <file> at line <line> with the rule <rule>
 
-    Examples:
+    Examples: Operations that block writes or break running code
       | migration                                                               | file                          | line | rule                              |
       | a migration that builds an index on orders the plain way                | 011_index_orders_by_total.sql | 1    | require-concurrent-index-creation |
       | a migration that adds a NOT NULL column without a default to customers | 011_add_customer_country.sql  | 2    | adding-required-field             |

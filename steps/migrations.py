@@ -44,6 +44,12 @@ def release_is_shipped(context: Any, number: int) -> None:
     context.world.facts["shipped_release"] = number
 
 
+def ensure_shipped(context: Any, number: int) -> None:
+    """Ship release ``number`` unless it is what the folder holds (perhaps with a scenario's edits)."""
+    if context.world.facts.get("shipped_release") != number:
+        release_is_shipped(context, number)
+
+
 @given("release {number:d}, in which migration {version} fails")
 def release_with_failing_migration(context: Any, number: int, version: str) -> None:
     context.world.workspace.ship_release(number, broken=(version,))
@@ -101,9 +107,7 @@ def migration_fixed(context: Any, version: str) -> None:
 @when("release {number:d} is deployed")
 @when("release {number:d} is deployed again")
 def release_is_deployed(context: Any, number: int) -> None:
-    world = context.world
-    if world.facts.get("shipped_release") != number:
-        release_is_shipped(context, number)
+    ensure_shipped(context, number)
     deploy(context)
 
 
@@ -129,8 +133,7 @@ def two_deploys_at_once(context: Any, number: int) -> None:
     # migration by the shop's open write, so the other certainly arrives while it is mid-way:
     # it must be waiting for the migration lock, not applying migrations of its own.
     world = context.world
-    if world.facts.get("shipped_release") != number:
-        release_is_shipped(context, number)
+    ensure_shipped(context, number)
     remember_state_before_deploy(context)
     world.facts["runners"] = [world.cli.start("migrate", json_output=True) for _ in range(2)]
 
