@@ -210,3 +210,58 @@ def test_settings_in_the_developers_shell_do_not_reach_in_process_commands(
     finally:
         spec_session.end_scenario(world)
     assert os.environ["PGSHIP_TABLE"] == "somebody_elses_table"  # and the shell's settings are back
+
+
+# -- background commands and the scenario files ---------------------------------------
+def test_a_background_command_is_recorded_like_a_finished_one(spec_session: SpecSession) -> None:
+    world = spec_session.begin_scenario()
+    seen = []
+    world.cli.on_result = seen.append
+    try:
+        world.workspace.ship_release(2)
+        proc = world.cli.start("migrate", json_output=True)
+        result = world.cli.finish(proc)
+        assert result.exit_code == 0 and result.mode == SUBPROCESS, result.output
+        assert result.json()["applied"][-1]["version"] == "002"
+        assert result.display() == "pgship migrate --json"
+        assert world.cli.history[-1] is result and seen == [result]
+    finally:
+        spec_session.end_scenario(world)
+
+
+def test_a_killed_background_command_reports_the_signal(spec_session: SpecSession) -> None:
+    world = spec_session.begin_scenario()
+    try:
+        proc = world.cli.start("wait", "-d", "postgresql://nobody@127.0.0.1:9/none", "--timeout", "30")
+        proc.kill()
+        assert world.cli.finish(proc).exit_code == -9
+    finally:
+        spec_session.end_scenario(world)
+
+
+def test_every_catalogue_phrase_is_matched_by_its_step_type_and_nothing_else() -> None:
+    import re
+
+    from pgship.testing.spec.scenario_files import BAD_INPUTS, EXTRA_MIGRATIONS, phrase_pattern
+
+    for catalogue in (EXTRA_MIGRATIONS, BAD_INPUTS):
+        pattern = re.compile(f"(?:{phrase_pattern(catalogue)})")
+        assert all(pattern.fullmatch(phrase) for phrase in catalogue)
+        assert not pattern.fullmatch("a migration that does something else")
+
+
+def test_the_old_runner_leaves_its_own_kind_of_tracking_table(spec_session: SpecSession) -> None:
+    from pgship.testing.spec.legacy_runner import migrate_like_the_old_runner
+
+    world = spec_session.begin_scenario()
+    try:
+        migrate_like_the_old_runner(world.database_url, SAMPLE_APP.release(2))
+        columns = world.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'schema_migrations' "
+            "ORDER BY ordinal_position"
+        )
+        assert [c["column_name"] for c in columns] == ["version", "name", "applied_at"]
+        assert [row["version"] for row in world.tracking_rows()] == ["001", "002"]
+        assert world.table_exists("customers")
+    finally:
+        spec_session.end_scenario(world)

@@ -38,9 +38,12 @@ def attach_command(result: CommandResult) -> None:
 
 
 def attach_sql(path: Path, *, name: str | None = None) -> None:
-    """A migration file as shipped (the SQL a reader wants to see next to the outcome)."""
+    """A migration file as shipped (the SQL a reader wants to see next to the outcome).
+
+    A file that is not UTF-8 (a scenario about exactly that) is shown with its bad bytes replaced.
+    """
     allure.attach(
-        _scrubber(path.read_text(encoding="utf-8")),
+        _scrubber(path.read_text(encoding="utf-8", errors="replace")),
         name=name or path.name,
         attachment_type=AttachmentType.TEXT,
         extension="sql",

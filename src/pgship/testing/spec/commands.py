@@ -99,6 +99,7 @@ class PgshipCli:
     on_result: Callable[[CommandResult], None] | None = None
     on_process: Callable[[subprocess.Popen[str]], None] | None = None
     history: list[CommandResult] = field(default_factory=list)
+    _started: dict[int, float] = field(default_factory=dict, repr=False)
 
     def argv(self, *args: str, json_output: bool = False) -> list[str]:
         """The full argument list: scenario database and folder first, ``--json`` last if asked."""
@@ -138,9 +139,37 @@ class PgshipCli:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self._started[proc.pid] = time.perf_counter()
         if self.on_process is not None:
             self.on_process(proc)
         return proc
+
+    def finish(self, proc: subprocess.Popen[str], timeout: float = 60) -> CommandResult:
+        """Wait for a command from :meth:`start` and record its result like :meth:`run` does.
+
+        A process killed by a signal has a negative exit code (``-9`` for SIGKILL).
+        A process still running after ``timeout`` is killed, recorded, and reported as an error.
+        """
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+            overran = False
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            overran = True
+        started = self._started.pop(proc.pid, time.perf_counter())
+        argv = tuple(str(arg) for arg in proc.args[3:])  # type: ignore[index]  # after python -m pgship
+        result = CommandResult(
+            argv, proc.returncode, stdout, stderr, time.perf_counter() - started, SUBPROCESS
+        )
+        self.history.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        if overran:
+            raise AssertionError(
+                f"`{result.display()}` was still running after {timeout:g} s:\n{result.output}"
+            )
+        return result
 
     # -- modes --------------------------------------------------------------------
     def _run_in_process(self, argv: list[str]) -> CommandResult:
