@@ -22,7 +22,7 @@ from pgship.database import ConnectAttempt, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
-from pgship.output import Output
+from pgship.output import Output, status_for
 from pgship.planner import Plan, State
 from pgship.runner import Event, MigrateResult, Runner, RunOptions
 
@@ -425,10 +425,13 @@ def cmd_migrate(ctx: Context) -> int:
                     ctx.out.line(
                         f"{len(partial.applied)} migration(s) applied before the failure stay applied."
                     )
-                error.payload = {**ctx.header(), **migrate_payload(partial, "failed")}  # type: ignore[attr-defined]
+                partial.warnings = [*discovery.warnings, *partial.warnings]
+                payload = {**ctx.header(), **migrate_payload(partial, status_for(error))}
+                error.payload = payload  # type: ignore[attr-defined]
             raise
     for warning in result.warnings:
         ctx.out.warn(warning)
+    result.warnings = [*discovery.warnings, *result.warnings]  # in JSON too (printed already as text)
     ctx.out.stop_progress()
     if ctx.out.as_json:
         ctx.out.document({**ctx.header(), **migrate_payload(result, "ok")})
@@ -757,6 +760,15 @@ _STATE_NOTES = {
     State.AHEAD: "applied by a newer release",
     State.APPLIED: "applied",
 }
+_STATE_COUNTS = {  # the summary line under the table: "5 applied, 1 pending, 1 file missing"
+    State.APPLIED: "applied",
+    State.NO_CHECKSUM: "without checksum (recorded on the next migrate)",
+    State.PENDING: "pending",
+    State.OUT_OF_ORDER: "out of order",
+    State.DRIFTED: "edited after apply",
+    State.MISSING: "file missing",
+    State.AHEAD: "from a newer release",
+}
 
 
 def render_status(out: Output, plan: Plan) -> None:
@@ -784,9 +796,7 @@ def render_status(out: Output, plan: Plan) -> None:
             ).rstrip()
         )
     summary = ", ".join(
-        f"{len(plan.with_state(state))} {_STATE_NOTES[state].lower()}"
-        for state in State
-        if plan.with_state(state)
+        f"{len(plan.with_state(state))} {_STATE_COUNTS[state]}" for state in State if plan.with_state(state)
     )
     out.line()
     out.line(f"{summary}.")

@@ -113,7 +113,7 @@ class Output:
         self.stop_progress()
         if self.as_json:
             document = dict(payload or {})
-            document.setdefault("status", _status_for(error))
+            document["status"] = status_for(error)
             document["error"] = error.to_dict()
             self.document(document)
             return
@@ -139,7 +139,8 @@ class Output:
         print(self.clean("\n".join(lines)), file=self.stderr, flush=True)
 
 
-def _status_for(error: PgshipError) -> str:
+def status_for(error: PgshipError) -> str:
+    """The JSON ``status`` of a command that ended with ``error``."""
     return {
         "invalid_migrations": "invalid",
         "refused": "refused",

@@ -597,6 +597,11 @@ class Runner:
                 "The migration was rolled back: nothing of it is applied, migrations before it stay "
                 "applied, none after it ran. Fix the file and run `pgship migrate` again."
             )
+            if sqlstate in _ALREADY_EXISTS:
+                hint += (
+                    f" If {migration.filename} was already applied by hand (psql in an emergency), record "
+                    f"it without running it again: pgship baseline {migration.version}"
+                )
         return MigrationFailed(details, message=message, hint=hint)
 
     def _lock_failure(
@@ -633,6 +638,10 @@ class Runner:
         except Exception:
             return []
         return [row[0] for row in rows]
+
+
+#: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
+_ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
 
 
 def raise_refusals(plan: Plan) -> None:
