@@ -29,6 +29,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from pgship.database import passwords_in, scrub
 from pgship.history import DEFAULT_TABLE, History, TrackingTable
 from pgship.migrations import Discovery, discover
 from pgship.planner import Plan, State, make_plan
+from pgship.schema.check import SchemaCheck, SchemaVerdict
 
 if TYPE_CHECKING:
     import psycopg
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 MEDIA_TYPE = "application/health+json"
 DEFAULT_CACHE_TTL_S = 2.0
 DEFAULT_CHECK_TIMEOUT_S = 2.0
+SCHEMA_TIMEOUT_S = 30.0  # ?schema=1: the first request replays the migrations (about a second)
 APPLICATION_NAME = "pgship-health"
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _SEVERITY = {PASS: 0, WARN: 1, FAIL: 2}
@@ -531,9 +534,19 @@ class Snapshot:
 class HealthService:
     """The endpoints, over a cached probe."""
 
-    def __init__(self, release: Release, probe: Probe, *, token: str | None, cache_ttl_s: float) -> None:
+    def __init__(
+        self,
+        release: Release,
+        probe: Probe,
+        *,
+        token: str | None,
+        cache_ttl_s: float,
+        schema_check: SchemaCheck | None = None,
+    ) -> None:
         self.release = release
         self.probe = probe
+        self.schema_check = schema_check
+        self._schema_lock = asyncio.Lock()
         self.token = token or None
         self.cache_ttl_s = cache_ttl_s
         self.cache: ObservationCache[Snapshot] = ObservationCache(self._snapshot, cache_ttl_s)
@@ -572,8 +585,40 @@ class HealthService:
             denied = self._deny(request.headers.get("authorization"))
             if denied is not None:
                 return denied
+        if request.query_params.get("schema", "").lower() in ("1", "true", "yes"):
+            return await self._database_with_schema()
         snapshot, fresh_for = await self.cache.get()
         return self._response(snapshot.database, self._cache_control(fresh_for, private=bool(self.token)))
+
+    async def _database_with_schema(self) -> Response:
+        """The detailed document plus a live-vs-migrations schema comparison (opt-in, token only).
+
+        Comparing costs a replay once and a catalog read each time, so it is never done by
+        default, only behind the token, and one request at a time.
+        """
+        from starlette.responses import JSONResponse
+
+        if self.token is None or self.schema_check is None:
+            return JSONResponse(
+                {"error": "forbidden", "message": "?schema=1 needs the server started with a health token "
+                 "(PGSHIP_HEALTH_TOKEN)"},
+                status_code=403,
+                headers={"Cache-Control": "no-store"},
+            )  # fmt: skip
+        snapshot, _ = await self.cache.get()
+        document = json.loads(snapshot.database.body)
+        async with self._schema_lock:
+            try:
+                verdict = await asyncio.wait_for(asyncio.to_thread(self.schema_check.run), SCHEMA_TIMEOUT_S)
+            except TimeoutError:
+                verdict = SchemaVerdict(
+                    "warn", [], 0, f"schema comparison took longer than {SCHEMA_TIMEOUT_S:g} s"
+                )
+        check = verdict.to_check()
+        check["time"] = _timestamp(datetime.now(UTC))
+        document.setdefault("checks", {})["database:schema"] = [check]
+        document["status"] = worst(document["status"], verdict.status)
+        return self._response(Rendered.of(document), "no-store")
 
     def _deny(self, authorization: str | None) -> Response | None:
         """None when the bearer token matches; otherwise the 401 to send (RFC 6750)."""
@@ -622,6 +667,7 @@ def create_app(
     cache_ttl_s: float = DEFAULT_CACHE_TTL_S,
     check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
     probe: Probe | None = None,
+    schema_replay_url: str | None = None,
 ) -> Starlette:
     """The health endpoints as a Starlette app, to serve (``pgship serve``) or mount.
 
@@ -641,7 +687,15 @@ def create_app(
     release = Release(discovery, str(tracking_table), release_id or None, check_timeout_s)
     if probe is None:
         probe = DatabaseProbe(database_url, tracking_table, discovery, timeout_s=check_timeout_s)
-    service = HealthService(release, probe, token=token, cache_ttl_s=cache_ttl_s)
+    from pgship.replay import ReplayOptions
+
+    schema_check = SchemaCheck(
+        database_url,
+        discovery,
+        tracking_table,
+        ReplayOptions(url=schema_replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None),
+    )
+    service = HealthService(release, probe, token=token, cache_ttl_s=cache_ttl_s, schema_check=schema_check)
     app = Starlette(
         routes=[
             Route("/health/live", service.live, methods=["GET"]),

@@ -241,6 +241,29 @@ def test_the_token_protects_the_details_only(db, servers):
     assert server.get("/health").status == 200 and server.get("/health/live").status == 200
 
 
+def test_the_schema_comparison_is_opt_in_token_only_and_reports_hand_made_changes(db, servers):
+    db.migrate()
+    open_server = serve(db, servers)
+    refused = open_server.get("/health/database?schema=1")
+    assert refused.status == 403 and "health token" in refused.body["message"]
+
+    token = "Sch3ma-" + secrets.token_urlsafe(12)
+    server = serve(db, servers, env={"PGSHIP_HEALTH_TOKEN": token})
+    server.forbidden.append(token)
+    assert "database:schema" not in server.get("/health/database", token=token).body["checks"]
+    same = server.get("/health/database?schema=1", token=token, timeout=60)
+    [check] = same.body["checks"]["database:schema"]
+    assert same.status == 200 and check["status"] == "pass" and check["observedValue"] == 0
+
+    with psycopg.connect(db.admin_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+    drifted = server.get("/health/database?schema=1", token=token, timeout=60)
+    [check] = drifted.body["checks"]["database:schema"]
+    assert drifted.status == 200 and drifted.body["status"] == "warn" and check["status"] == "warn"
+    assert check["observedValue"] == 1 and "users.nickname" in check["differences"][0]
+    assert not any("ALTER" in message for message in check["differences"])  # words, not SQL
+
+
 def test_a_token_from_another_variable_and_the_access_log_never_show_it(db, servers):
     db.migrate()
     token = "Acc3ss-" + secrets.token_urlsafe(12)
