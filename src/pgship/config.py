@@ -6,7 +6,6 @@ Kept apart from argument parsing so the precedence is one small, tested function
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +69,8 @@ def _pyproject_settings(cwd: Path) -> dict[str, str]:
     path = cwd / "pyproject.toml"
     if not path.is_file():
         return {}
+    import tomllib  # only when there is a pyproject.toml: keeps it off a plain run's start-up
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pgship.sqlscript import Script
 
 TEMPLATE_NAME = "TEMPLATE.sql"
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
 FILENAME_PATTERN = re.compile(r"^(?P<version>\d+(?:\.\d+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
 ROLLBACK_DIRECTORY_NAMES = frozenset({"rollback", "rollbacks", "down", "undo", "revert", "reverts"})
 NAMING_FIX = (
@@ -30,33 +31,32 @@ NAMING_FIX = (
 
 
 @total_ordering
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Version:
     """A migration version: ``040`` and ``40`` are equal, ``040.1`` sorts after ``040``."""
 
     text: str
     parts: tuple[int, ...] = field(compare=False, repr=False)
+    key: tuple[int, ...] = field(compare=False, repr=False)  # parts without trailing zeros: 40.0 == 40
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        if not re.fullmatch(r"\d+(?:\.\d+)*", text):
+        if not _VERSION.fullmatch(text):
             raise ValueError(f"{text!r} is not a version (digits, optionally dotted, like 017 or 017.1)")
-        return cls(text, tuple(int(part) for part in text.split(".")))
-
-    def _key(self) -> tuple[int, ...]:
-        parts = list(self.parts)
-        while len(parts) > 1 and parts[-1] == 0:  # 40.0 == 40
-            parts.pop()
-        return tuple(parts)
+        parts = tuple(int(part) for part in text.split("."))
+        key = list(parts)
+        while len(key) > 1 and key[-1] == 0:
+            key.pop()
+        return cls(text, parts, tuple(key))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Version) and self._key() == other._key()
+        return isinstance(other, Version) and self.key == other.key
 
     def __lt__(self, other: Version) -> bool:
-        return self._key() < other._key()
+        return self.key < other.key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.key)
 
     def __str__(self) -> str:
         return self.text

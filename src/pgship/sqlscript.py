@@ -32,15 +32,23 @@ _MARK_FIX = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Statement:
-    """One top-level statement: its text, where it starts, and its parse-tree node type."""
+    """One top-level statement: where it is in the file, its line, and its parse-tree node type.
 
-    text: str
-    line: int
-    node: str
+    The text is sliced from the file when asked for, not copied: a deploy of ten thousand
+    pending migrations holds each file's text once.
+    """
+
+    source: str = field(repr=False, compare=False)
     start: int
     end: int
+    line: int
+    node: str
+
+    @property
+    def text(self) -> str:
+        return self.source[self.start : self.end].rstrip()
 
 
 @dataclass
@@ -91,7 +99,7 @@ def analyse(text: str) -> Script:
         start = tokens[first].start if first < len(tokens) else location
         end = location + length
         ((node_type, node),) = raw["stmt"].items()
-        statement = Statement(text[start:end].rstrip(), lines.line(start), node_type, start, end)
+        statement = Statement(text, start, end, lines.line(start), node_type)
         statements.append((statement, node))
 
     _check_statements(script, statements)
