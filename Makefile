@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv lint format pytest test clean
 
 include make/infra.mk
+include make/faults.mk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
