@@ -518,8 +518,8 @@ class Runner:
             raise Interrupted(
                 f"stopped while applying {migration.filename}, which runs without a transaction: "
                 f"{executed} of {len(script.statements)} statements had completed",
-                hint="Check what exists (an INVALID index from CREATE INDEX CONCURRENTLY must be dropped), "
-                "then run `pgship migrate` again.",
+                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
+                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
             ) from None
         finally:
             if not self.conn.closed and not self.conn.broken:
@@ -643,8 +643,8 @@ class Runner:
                 "This migration runs without a transaction (-- pgship:no-transaction): statements before "
                 "the failing one stay applied and it is not recorded. "
                 + (
-                    f"INVALID indexes left behind: {', '.join(invalid)} - drop them with DROP INDEX "
-                    "CONCURRENTLY. "
+                    f"INVALID indexes left behind: {', '.join(invalid)} - the rerun drops and rebuilds one "
+                    "this file builds by name; drop any other with DROP INDEX CONCURRENTLY. "
                     if invalid
                     else ""
                 )
