@@ -13,6 +13,7 @@ which the rerun must complete.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
@@ -36,6 +37,8 @@ from tests.faults.workload import GeneratedMigration
 
 PGSHIP = [sys.executable, "-m", "pgship"]
 HANG_LIMIT_S = 120.0  # a generous failure detector for "never hangs", never a timed assertion
+# Random choices of a campaign (delays, aims, timeouts) replay with the same seed; timing still varies.
+FAULT_SEED = int(os.environ.get("PGSHIP_FAULT_SEED") or random.randrange(1 << 30))
 
 
 # -- trial outcomes ----------------------------------------------------------------
@@ -50,6 +53,11 @@ class Outcome:
     applied_before_fault: int | None = None
     detail: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, why: str) -> None:
+        """Record a violation found after the first check."""
+        self.held = False
+        self.detail += "\n" + why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -248,6 +256,32 @@ def rerun(url: str, directory: Path, workdir: Path) -> RunnerProcess:
     process = spawn("-d", url, "-m", str(directory), "migrate", "--wait", "60", workdir=workdir)
     process.wait()
     return process
+
+
+def finish_with_rerun(
+    outcome: Outcome, url: str, directory: Path, workdir: Path, reference: Reference
+) -> Outcome:
+    """The second half of every trial: the rerun exits 0 and leaves what a clean run leaves."""
+    again = rerun(url, directory, workdir)
+    if again.process.returncode != 0:
+        outcome.fail(f"rerun exited {again.process.returncode}:\n{again.stderr[-2000:]}")
+        return outcome
+    complete, why = check_complete(take_snapshot(url), reference)
+    if not complete:
+        outcome.fail(why)
+    return outcome
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 30.0) -> Any:
+    """Poll until ``predicate()`` returns something truthy, and return it; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen within {timeout:.0f} s: {what}")
+        time.sleep(0.01)
 
 
 # -- watching a runner's backend -----------------------------------------------------

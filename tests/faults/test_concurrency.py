@@ -20,6 +20,7 @@ from tests.faults.harness import (
     pgship_backends,
     spawn,
     take_snapshot,
+    wait_until,
 )
 from tests.faults.results import record
 
@@ -106,14 +107,6 @@ def _index_migrations(workdir: Path) -> Path:
     return directory
 
 
-def _wait_for(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {timeout:.0f} s: {what}")
-        time.sleep(0.02)
-
-
 def test_create_index_concurrently_while_another_runner_waits_for_the_lock_never_hangs(
     pg_server, budget, workdir
 ):
@@ -123,12 +116,12 @@ def test_create_index_concurrently_while_another_runner_waits_for_the_lock_never
         with pg_server.fresh_database(prefix="pgship_cic") as url, admin_connection(pg_server) as admin:
             dbname = database_name(url)
             first = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)
-            _wait_for(
+            wait_until(
                 lambda: any("pg_sleep" in b.query for b in pgship_backends(admin, dbname)),  # noqa: B023
                 "the first runner in 002_pause.sql",
             )
             second = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)
-            _wait_for(
+            wait_until(
                 lambda: "waiting for another migration run" in second.stderr,  # noqa: B023
                 "the second runner waiting",
             )
@@ -167,7 +160,7 @@ def test_control_a_waiter_inside_a_transaction_would_break_the_concurrent_index(
     with pg_server.fresh_database(prefix="pgship_ctl") as url, admin_connection(pg_server) as admin:
         dbname = database_name(url)
         first = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)
-        _wait_for(
+        wait_until(
             lambda: any("pg_sleep" in b.query for b in pgship_backends(admin, dbname)),
             "the first runner in 002_pause.sql",
         )

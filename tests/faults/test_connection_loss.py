@@ -20,16 +20,16 @@ from tests.faults.harness import (
     AIMS,
     BETWEEN_MIGRATIONS,
     BOOKKEEPING,
+    FAULT_SEED,
     Outcome,
     StatementIndex,
     admin_connection,
     assert_all_held,
-    check_complete,
     check_interrupted,
     database_name,
+    finish_with_rerun,
     freeze_runner,
     pgship_backends,
-    rerun,
     spawn,
     take_snapshot,
     wait_for_backends_gone,
@@ -38,7 +38,6 @@ from tests.faults.results import record
 
 pytestmark = pytest.mark.faults
 
-SEED = int(os.environ.get("PGSHIP_FAULT_SEED", random.randrange(1 << 30)))
 TERMINATE_AIMS = (*AIMS, BOOKKEEPING)
 
 
@@ -57,7 +56,7 @@ def runner_error_problems(code: int, stderr: str, allowed: tuple[int, ...]) -> l
 def test_pg_terminate_backend_mid_run_stops_cleanly_and_a_rerun_completes(
     pg_server, reference, workload, workload_dir, budget, workdir
 ):
-    rng = random.Random(SEED)
+    rng = random.Random(FAULT_SEED)
     statements = StatementIndex(workload)
     outcomes = []
     for trial in range(budget.terminate):
@@ -88,23 +87,21 @@ def _terminate_trial(trial, aim, rng, server, reference, statements, directory, 
             wait_for_backends_gone(admin, dbname)
             held, detail, k = check_interrupted(take_snapshot(url), reference)
             outcome = Outcome(
-                "pg_terminate_backend", trial, held, where, k, detail, {"seed": SEED, "exit": code}
+                "pg_terminate_backend", trial, held, where, k, detail, {"seed": FAULT_SEED, "exit": code}
             )
             problems = runner_error_problems(code, runner.stderr, (1,))
             if where == BETWEEN_MIGRATIONS and "while committing" in runner.stderr:
                 problems.append("says the connection dropped while committing, but no commit was in flight")
             if problems:
-                outcome.held = False
-                outcome.detail += "\nrunner: " + "; ".join(problems) + "\n" + runner.stderr[-1500:]
-            _finish_with_rerun(outcome, url, directory, workdir, reference)
-            return outcome
+                outcome.fail("runner: " + "; ".join(problems) + "\n" + runner.stderr[-1500:])
+            return finish_with_rerun(outcome, url, directory, workdir, reference)
     return Outcome("pg_terminate_backend", trial, False, aim, None, f"never caught the runner {aim}")
 
 
 def test_server_crash_restart_mid_run_loses_no_reported_migration_and_a_rerun_completes(
     durable_server, reference, workload_dir, budget, workdir
 ):
-    rng = random.Random(SEED + 1)
+    rng = random.Random(FAULT_SEED + 1)
     outcomes = [
         _restart_trial(trial, rng, durable_server, reference, workload_dir, workdir)
         for trial in range(budget.restart)
@@ -137,29 +134,14 @@ def _restart_trial(trial, rng, server, reference, directory, workdir) -> Outcome
                 f"{len(reported)} migrations reported applied",
                 k,
                 detail,
-                {"seed": SEED + 1, "exit": code},
+                {"seed": FAULT_SEED + 1, "exit": code},
             )
             recorded = {f"{row[0]}_{row[1]}.sql" for row in snapshot.tracking}
             lost = [name for name in reported if name not in recorded]
             if lost:
-                outcome.held = False
-                outcome.detail += f"\nreported applied, gone after the crash: {lost}"
+                outcome.fail(f"reported applied, gone after the crash: {lost}")
             problems = runner_error_problems(code, runner.stderr, (1, 3))
             if problems:
-                outcome.held = False
-                outcome.detail += "\nrunner: " + "; ".join(problems) + "\n" + runner.stderr[-1500:]
-            _finish_with_rerun(outcome, url, directory, workdir, reference)
-            return outcome
+                outcome.fail("runner: " + "; ".join(problems) + "\n" + runner.stderr[-1500:])
+            return finish_with_rerun(outcome, url, directory, workdir, reference)
     return Outcome("server crash-restart", trial, False, "", None, "the run always finished before the crash")
-
-
-def _finish_with_rerun(outcome: Outcome, url: str, directory, workdir, reference) -> None:
-    again = rerun(url, directory, workdir)
-    if again.process.returncode != 0:
-        outcome.held = False
-        outcome.detail += f"\nrerun exited {again.process.returncode}:\n{again.stderr[-2000:]}"
-        return
-    complete, why = check_complete(take_snapshot(url), reference)
-    if not complete:
-        outcome.held = False
-        outcome.detail += "\n" + why

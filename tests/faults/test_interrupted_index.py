@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import psycopg
@@ -28,6 +27,7 @@ from tests.faults.harness import (
     rerun,
     spawn,
     wait_for_backends_gone,
+    wait_until,
 )
 from tests.faults.results import record
 
@@ -59,17 +59,6 @@ def _versions(url: str) -> list[str]:
         return [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
 
-def _wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {timeout:.0f} s: {what}")
-        time.sleep(0.01)
-
-
 def test_a_fault_inside_create_index_concurrently_is_repaired_by_the_rerun(
     pg_server, durable_server, budget, tmp_path: Path
 ):
@@ -96,7 +85,7 @@ def _trial(trial, fault, pg_server, durable_server, directory, workdir) -> Outco
         holder = psycopg.connect(url)  # an old snapshot the index build must wait for
         if which == INDEXES[1]:
             runner = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)
-            _wait_until(
+            wait_until(
                 lambda: any("pg_sleep" in b.query for b in pgship_backends(admin, dbname)), "the pause"
             )
             holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -105,7 +94,7 @@ def _trial(trial, fault, pg_server, durable_server, directory, workdir) -> Outco
             holder.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             holder.execute("SELECT 1")
             runner = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)
-        backend = _wait_until(
+        backend = wait_until(
             lambda: next(
                 (
                     b

@@ -21,15 +21,15 @@ import pytest
 
 from tests.faults.harness import (
     AIMS,
+    FAULT_SEED,
     Outcome,
     StatementIndex,
     admin_connection,
     assert_all_held,
-    check_complete,
     check_interrupted,
     database_name,
+    finish_with_rerun,
     freeze_runner,
-    rerun,
     spawn,
     take_snapshot,
     wait_for_backends_gone,
@@ -38,13 +38,11 @@ from tests.faults.results import record
 
 pytestmark = pytest.mark.faults
 
-SEED = int(os.environ.get("PGSHIP_FAULT_SEED", random.randrange(1 << 30)))
-
 
 def test_sigkill_anywhere_leaves_exactly_the_first_k_migrations_and_a_rerun_completes(
     pg_server, reference, workload, workload_dir, budget, workdir
 ):
-    rng = random.Random(SEED)
+    rng = random.Random(FAULT_SEED)
     statements = StatementIndex(workload)
     outcomes = []
     for trial in range(budget.kill):
@@ -70,15 +68,6 @@ def _kill_trial(trial, aim, rng, server, reference, statements, directory, workd
             runner.wait()
             wait_for_backends_gone(admin, dbname)
             held, detail, k = check_interrupted(take_snapshot(url), reference)
-            outcome = Outcome("sigkill", trial, held, where, k, detail, {"seed": SEED, "aim": aim})
-            again = rerun(url, directory, workdir)
-            if again.process.returncode != 0:
-                outcome.held = False
-                outcome.detail += f"\nrerun exited {again.process.returncode}:\n{again.stderr[-2000:]}"
-                return outcome
-            complete, why = check_complete(take_snapshot(url), reference)
-            if not complete:
-                outcome.held = False
-                outcome.detail += "\n" + why
-            return outcome
+            outcome = Outcome("sigkill", trial, held, where, k, detail, {"seed": FAULT_SEED, "aim": aim})
+            return finish_with_rerun(outcome, url, directory, workdir, reference)
     return Outcome("sigkill", trial, False, aim, None, f"never caught the runner {aim} in 8 runs")

@@ -11,7 +11,6 @@ the invariant, never a time).
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,12 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.faults.harness import Outcome, assert_all_held, rerun, spawn
+from tests.faults.harness import FAULT_SEED, Outcome, assert_all_held, rerun, spawn
 from tests.faults.results import record
 
 pytestmark = pytest.mark.faults
-
-SEED = int(os.environ.get("PGSHIP_FAULT_SEED", random.randrange(1 << 30)))
 
 MIGRATIONS = {
     "001_accounts.sql": "CREATE TABLE accounts (id bigint PRIMARY KEY, balance integer NOT NULL DEFAULT 0);\n"
@@ -74,7 +71,7 @@ def _state(url: str) -> tuple[list[str], bool, bool, bool]:
 def test_a_migration_blocked_by_a_long_transaction_gives_up_and_production_waits_a_bounded_time(
     pg_server, budget, tmp_path: Path
 ):
-    rng = random.Random(SEED)
+    rng = random.Random(FAULT_SEED)
     outcomes = []
     for trial in range(budget.lock_contention):
         shape = list(BLOCKED)[trial % len(BLOCKED)]
