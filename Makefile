@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 
 include make/infra.mk
 include make/faults.mk
+include make/spec.mk
+include bench/bench.mk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +20,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+LINTED := src tests steps environment.py bench
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests
-	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
-pytest: $(STAMP)
+# tests/report needs Allure (npm) and Debian's chromium: see make/spec.mk
+pytest: $(STAMP) node_modules/.installed browser
 	$(PY) -m pytest
 
-test: lint pytest
+test: lint pytest spec-dry-run spec-embedded
 
 clean:
-	rm -rf $(VENV) reports/allure-results reports/allure-report .pytest_cache
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache

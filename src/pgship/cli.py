@@ -14,16 +14,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
-from pgship.output import Output
+from pgship.output import Output, status_for
 from pgship.planner import Plan, State
-from pgship.runner import MigrateResult, Runner, RunOptions
+from pgship.runner import Event, MigrateResult, Runner, RunOptions
+
+if TYPE_CHECKING:
+    from pgship.replay import ReplayOptions
+    from pgship.schema import SchemaDiff
 
 DESCRIPTION = """\
 Ship PostgreSQL schema changes forward, safely.
@@ -101,6 +106,73 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) -> None:
+    implies = ". Implies --replay" if implies_replay else ""
+    parser.add_argument(
+        "--replay-url",
+        metavar="URL",
+        default=None,
+        help="replay in a scratch database on this server (created, then dropped; needs CREATEDB) "
+        "instead of an embedded PostgreSQL; default: PGSHIP_REPLAY_URL if set" + implies,
+    )
+    parser.add_argument(
+        "--replay-pg-version",
+        type=int,
+        metavar="N",
+        default=None,
+        help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
+    )
+    parser.add_argument(
+        "--replay-role",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="create this role on the replay server first, for migrations that GRANT to it (repeatable)",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How patient a migration run is (migrate, deploy)."""
+    parser.add_argument(
+        "--lock-wait",
+        type=_seconds,
+        default=RunOptions.lock_wait_s,
+        metavar="SECONDS",
+        help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=RunOptions.lock_timeout_s,
+        metavar="SECONDS",
+        help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--lock-retries",
+        type=int,
+        default=RunOptions.lock_retries,
+        metavar="N",
+        help="retries after a lock timeout (default: %(default)d)",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="statement_timeout for migrations (default: none)",
+    )
+
+
+def run_options_from(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` the flags of :func:`add_run_options` ask for."""
+    return RunOptions(
+        lock_wait_s=args.lock_wait,
+        lock_timeout_s=args.lock_timeout,
+        lock_retries=args.lock_retries,
+        statement_timeout_s=args.statement_timeout,
+    )
+
+
 def _lint_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
     if default_on:
         parser.add_argument("--no-lint", dest="lint", action="store_false", help="skip the squawk lint")
@@ -154,34 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _plan_options(migrate)
     _wait_option(migrate)
-    migrate.add_argument(
-        "--lock-wait",
-        type=_seconds,
-        default=RunOptions.lock_wait_s,
-        metavar="SECONDS",
-        help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
-    )
-    migrate.add_argument(
-        "--lock-timeout",
-        type=_seconds,
-        default=RunOptions.lock_timeout_s,
-        metavar="SECONDS",
-        help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
-    )
-    migrate.add_argument(
-        "--lock-retries",
-        type=int,
-        default=RunOptions.lock_retries,
-        metavar="N",
-        help="retries after a lock timeout (default: %(default)d)",
-    )
-    migrate.add_argument(
-        "--statement-timeout",
-        type=_seconds,
-        default=None,
-        metavar="SECONDS",
-        help="statement_timeout for migrations (default: none)",
-    )
+    add_run_options(migrate)
 
     plan = add(
         "plan",
@@ -197,13 +242,37 @@ def build_parser() -> argparse.ArgumentParser:
         "verify",
         "check the migration files (and, with a database, their checksums)",
         "Parse every migration file and report every problem with file and line. With a database\n"
-        "(-d or DATABASE_URL), also check that applied migrations were not edited or deleted.",
+        "(-d or DATABASE_URL), also check that applied migrations were not edited or deleted.\n"
+        "With --replay, also apply every migration to an empty throwaway database, with the same\n"
+        "rules as migrate, and report the first file that fails there (exit 1): a set that no\n"
+        "longer rebuilds the schema from nothing breaks every new environment.",
     )
     verify.add_argument(
         "--no-database", action="store_true", help="check the files only, even if a URL is set"
     )
+    verify.add_argument(
+        "--replay",
+        action="store_true",
+        help="also replay every migration on an empty database (embedded PostgreSQL unless --replay-url)",
+    )
+    _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
+
+    diff = add(
+        "diff",
+        "compare the live database's schema with what the migrations build",
+        "Replay the migrations on an empty throwaway database (as verify --replay), read both\n"
+        "schemas from the catalogs and compare them object by object: tables, columns, indexes,\n"
+        "constraints, views, functions, sequences, types, extensions, policies, triggers. Lists\n"
+        "what exists only in live (made by hand?), what is missing from live, and what differs.\n"
+        "Reads the live database only. Exit 0 when equal, 5 when they differ.",
+    )
+    diff.add_argument(
+        "--target", metavar="VERSION", help="replay only up to this version (compare with an older release)"
+    )
+    _replay_arguments(diff, implies_replay=False)
+    _wait_option(diff)
 
     new = add(
         "new",
@@ -291,10 +360,18 @@ class Context:
                     f"{attempt.remaining_s:.0f} s more"
                 )
 
-        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
+        option = "--timeout" if self.args.command == "wait" else "--wait"
+        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry, wait_option=option)
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
-        return Runner(conn, self.table, options=options, on_event=self.out.event)
+        target = describe(self.settings.database_url)
+
+        def on_event(event: Event) -> None:
+            if event.kind == "plan":  # name the database before changing it: logs show where it ran
+                event = Event("plan", f"{target} ({self.settings.table}): {event.message}", event.data)
+            self.out.event(event)
+
+        return Runner(conn, self.table, options=options, on_event=on_event)
 
     def header(self) -> dict[str, Any]:
         return {
@@ -331,12 +408,7 @@ def cmd_status(ctx: Context) -> int:
 def cmd_migrate(ctx: Context) -> int:
     args = ctx.args
     discovery = ctx.discover()
-    options = RunOptions(
-        lock_wait_s=args.lock_wait,
-        lock_timeout_s=args.lock_timeout,
-        lock_retries=args.lock_retries,
-        statement_timeout_s=args.statement_timeout,
-    )
+    options = run_options_from(args)
     with ctx.connect() as conn:
         try:
             result = ctx.runner(conn, options).migrate(
@@ -353,10 +425,13 @@ def cmd_migrate(ctx: Context) -> int:
                     ctx.out.line(
                         f"{len(partial.applied)} migration(s) applied before the failure stay applied."
                     )
-                error.payload = {**ctx.header(), **migrate_payload(partial, "failed")}  # type: ignore[attr-defined]
+                partial.warnings = [*discovery.warnings, *partial.warnings]
+                payload = {**ctx.header(), **migrate_payload(partial, status_for(error))}
+                error.payload = payload  # type: ignore[attr-defined]
             raise
     for warning in result.warnings:
         ctx.out.warn(warning)
+    result.warnings = [*discovery.warnings, *result.warnings]  # in JSON too (printed already as text)
     ctx.out.stop_progress()
     if ctx.out.as_json:
         ctx.out.document({**ctx.header(), **migrate_payload(result, "ok")})
@@ -447,16 +522,73 @@ def cmd_verify(ctx: Context) -> int:
     refusals = payload.get("refusals", [])
     failed = bool(refusals) or bool(args.lint_strict and findings)
     payload["status"] = "failed" if failed else "ok"
-    if ctx.out.as_json:
-        ctx.out.document(payload)
-    else:
+    if not ctx.out.as_json:
         ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
         if plan is not None and not refusals:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         for refusal in refusals:
             ctx.out.line(f"error: {refusal['message']}\n  {refusal['hint']}")
         _render_findings(ctx.out, findings, lint_error)
+    if args.replay or args.replay_url or args.replay_pg_version:
+        payload["replay"] = _verify_replay(ctx, discovery, payload)
+    ctx.out.document(payload)
     return ExitCode.INVALID if failed else ExitCode.OK
+
+
+def _replay_options(ctx: Context) -> ReplayOptions:
+    """The replay options of verify and diff; the replay URL's password joins the secrets to scrub."""
+    import os
+
+    from pgship.replay import ReplayOptions
+
+    url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
+    ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
+    return ReplayOptions(
+        url=url,
+        pg_version=ctx.args.replay_pg_version,
+        target=_target(ctx.args),
+        roles=tuple(ctx.args.replay_role),
+    )
+
+
+def _verify_replay(ctx: Context, discovery: Discovery, payload: dict[str, Any]) -> dict[str, Any]:
+    from pgship.replay import replay
+
+    try:
+        result = replay(discovery, ctx.table, _replay_options(ctx))
+    except PgshipError as error:
+        payload.pop("status")  # the error's own status: failed, invalid, unreachable...
+        error.payload = payload  # type: ignore[attr-defined]
+        raise
+    ctx.out.line(result.summary())
+    return result.to_dict()
+
+
+def cmd_diff(ctx: Context) -> int:
+    from pgship import schema
+    from pgship.migrations import require_parsed
+
+    discovery = ctx.discover()
+    require_parsed(discovery.migrations)
+    if not ctx.settings.has_database:
+        raise UsageError(
+            "diff compares a live database with the migrations: name the database",
+            hint="Pass -d postgresql://user:password@host:5432/dbname or set DATABASE_URL.",
+        )
+    try:
+        result = schema.diff(
+            ctx.settings.database_url, discovery, ctx.table, _replay_options(ctx), wait_s=ctx.args.wait
+        )
+    except PgshipError as error:
+        error.payload = ctx.header()  # type: ignore[attr-defined]
+        raise
+    if ctx.out.as_json:
+        document = {**ctx.header(), "status": "equal" if result.equal else "different", **result.to_dict()}
+        document["replay_location"] = result.replay.location if result.replay else None
+        ctx.out.document(document)
+    else:
+        render_diff(ctx.out, result, ctx.header()["database"])
+    return ExitCode.OK if result.equal else ExitCode.OUT_OF_SYNC
 
 
 def cmd_new(ctx: Context) -> int:
@@ -492,9 +624,17 @@ def cmd_new(ctx: Context) -> int:
     if ctx.out.as_json:
         ctx.out.document(payload)
     else:
-        ctx.out.line(f"Created {path}")
+        ctx.out.line(f"Created {_relative(path)}")
         ctx.out.line("Write the schema change in it, then check it with `pgship verify` and `pgship plan`.")
     return ExitCode.OK
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter, and what people type)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def cmd_baseline(ctx: Context) -> int:
@@ -620,6 +760,15 @@ _STATE_NOTES = {
     State.AHEAD: "applied by a newer release",
     State.APPLIED: "applied",
 }
+_STATE_COUNTS = {  # the summary line under the table: "5 applied, 1 pending, 1 file missing"
+    State.APPLIED: "applied",
+    State.NO_CHECKSUM: "without checksum (recorded on the next migrate)",
+    State.PENDING: "pending",
+    State.OUT_OF_ORDER: "out of order",
+    State.DRIFTED: "edited after apply",
+    State.MISSING: "file missing",
+    State.AHEAD: "from a newer release",
+}
 
 
 def render_status(out: Output, plan: Plan) -> None:
@@ -647,9 +796,7 @@ def render_status(out: Output, plan: Plan) -> None:
             ).rstrip()
         )
     summary = ", ".join(
-        f"{len(plan.with_state(state))} {_STATE_NOTES[state].lower()}"
-        for state in State
-        if plan.with_state(state)
+        f"{len(plan.with_state(state))} {_STATE_COUNTS[state]}" for state in State if plan.with_state(state)
     )
     out.line()
     out.line(f"{summary}.")
@@ -684,6 +831,38 @@ def render_plan(
     _render_findings(out, findings, lint_error)
 
 
+def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
+    """A schema comparison for people: one line per difference, then what to do."""
+    for warning in result.warnings:
+        out.warn(warning)
+    replay = result.replay
+    source = (
+        f"the migrations replayed on an empty database ({replay.location}, {replay.applied} "
+        f"migrations, {replay.total_ms / 1000:.2f} s)"
+        if replay
+        else "the migrations"
+    )
+    compared = sum(result.migrations_counts.values())
+    if result.equal:
+        out.line(
+            f"The live database ({database}) has the schema the migrations build "
+            f"({compared} objects compared)."
+        )
+        return
+    out.line(f"Compared the live database ({database}) with {source}.")
+    count = len(result.differences)
+    out.line(f"{count} difference{'s' if count != 1 else ''}:")
+    for difference in result.differences:
+        out.line(f"  {difference.message}")
+        for line in difference.detail:
+            out.line(f"      {line}")
+    out.line()
+    out.line(
+        "To fix: undo the manual change in the live database, or keep it by writing a migration that "
+        "makes it (pgship new NAME), apply it, and run `pgship diff` again."
+    )
+
+
 def _render_findings(out: Output, findings: list[Any], lint_error: str | None) -> None:
     if lint_error:
         out.warn(f"lint skipped: {lint_error}")
@@ -710,6 +889,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "migrate": cmd_migrate,
     "plan": cmd_plan,
     "verify": cmd_verify,
+    "diff": cmd_diff,
     "new": cmd_new,
     "baseline": cmd_baseline,
     "repair": cmd_repair,
@@ -768,6 +948,9 @@ def _debug() -> bool:
 
     return os.environ.get("PGSHIP_DEBUG") == "1"
 
+
+# serve and deploy register themselves through _EXTENSIONS (imported last: they use this module)
+from pgship import cli_release  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

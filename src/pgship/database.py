@@ -109,6 +109,7 @@ def connect(
     connect_timeout_s: float = 5.0,
     on_retry: Callable[[ConnectAttempt], None] | None = None,
     autocommit: bool = True,
+    wait_option: str = "--wait",
 ) -> psycopg.Connection:
     """Connect, retrying transient failures for up to ``wait_s`` seconds.
 
@@ -147,7 +148,7 @@ def connect(
                     f"cannot connect to {describe(url)}{waited}: {message}",
                     hint=(
                         "Check that the database is running and reachable from here "
-                        "(host, port, firewall), or wait longer with --wait SECONDS."
+                        f"(host, port, firewall), or wait longer with {wait_option} SECONDS."
                     ),
                     attempts=attempt,
                     waited_s=elapsed,

@@ -158,7 +158,22 @@ class MigrationFailed(PgshipError):
     def to_dict(self) -> dict[str, Any]:
         details = asdict(self.details)
         details.pop("extra")
+        details["server_hint"] = details.pop("hint")  # the server's HINT must not replace pgship's
         return {**super().to_dict(), **details, **self.details.extra}
+
+
+class StageFailed(PgshipError):
+    """A deploy stage other than the migrations failed: a command, or the health gate."""
+
+    exit_code = ExitCode.FAILED
+    kind = "stage_failed"
+
+    def __init__(self, message: str, *, hint: str = "", output: list[str] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.output = output or []  # the last lines the command printed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "output": self.output}
 
 
 class Interrupted(PgshipError):

@@ -11,9 +11,10 @@ one keeps working.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pgship.migrations import Version
 
@@ -129,8 +130,62 @@ def read(conn: psycopg.Connection, table: TrackingTable) -> History:
     ]
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selected), table.identifier())
     history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
+    _collect(history, conn.execute(query))
+    return history
+
+
+def rows_as_json_query(table: TrackingTable) -> sql.Composed:
+    """One statement returning every row as JSON, whatever columns the table has (legacy or not).
+
+    Lets a caller that must stay within one round trip (the health check) read the
+    table without first asking the catalogue which columns exist. A missing table
+    raises ``UndefinedTable``.
+    """
+    from psycopg import sql
+
+    return sql.SQL("SELECT to_jsonb(t) FROM {} AS t").format(table.identifier())
+
+
+def from_json_rows(rows: Iterable[Mapping[str, Any]]) -> History:
+    """The history from :func:`rows_as_json_query`'s rows. Pure.
+
+    Raises ``ValueError`` when a row has no ``version``: the table is not a tracking table.
+    """
+    rows = list(rows)
+    columns = set(rows[0]) if rows else set(PGSHIP_COLUMNS)
+    if "version" not in columns:
+        raise ValueError("the table has no version column, so it is not a migration tracking table")
+    history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
+    _collect(
+        history,
+        (
+            (
+                row["version"],
+                row.get("name"),
+                _timestamp(row.get("applied_at")),
+                row.get("checksum"),
+                row.get("execution_ms"),
+                row.get("applied_by"),
+            )
+            for row in rows
+        ),
+    )
+    return history
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _collect(history: History, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Parse versions and keep one row per version (the one with a checksum, if any)."""
     merged: dict[Version, AppliedMigration] = {}
-    for version_text, name, applied_at, checksum, execution_ms, applied_by in conn.execute(query):
+    for version_text, name, applied_at, checksum, execution_ms, applied_by in rows:
         try:
             version = Version.parse(str(version_text).strip())
         except ValueError:
@@ -141,7 +196,6 @@ def read(conn: psycopg.Connection, table: TrackingTable) -> History:
         if previous is None or (previous.checksum is None and checksum is not None):
             merged[version] = row
     history.rows = sorted(merged.values(), key=lambda r: r.version)
-    return history
 
 
 def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:

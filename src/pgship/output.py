@@ -85,6 +85,9 @@ class Output:
             return
         if event.kind == "lock":
             return
+        if event.kind == "plan":
+            self.line(event.message)
+            return
         if event.kind in ("lock_wait", "retry", "connect_retry"):
             self.warn(event.message)
             return
@@ -117,7 +120,7 @@ class Output:
         self.stop_progress()
         if self.as_json:
             document = dict(payload or {})
-            document.setdefault("status", _status_for(error))
+            document["status"] = status_for(error)
             document["error"] = error.to_dict()
             self.document(document)
             return
@@ -143,11 +146,13 @@ class Output:
         print(self.clean("\n".join(lines)), file=self.stderr, flush=True)
 
 
-def _status_for(error: PgshipError) -> str:
+def status_for(error: PgshipError) -> str:
+    """The JSON ``status`` of a command that ended with ``error``."""
     return {
         "invalid_migrations": "invalid",
         "refused": "refused",
         "usage": "invalid",
+        "replay_unavailable": "invalid",
         "database_unavailable": "unreachable",
         "lock_not_acquired": "locked",
         "interrupted": "interrupted",

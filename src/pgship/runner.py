@@ -190,7 +190,7 @@ class Runner:
         }
         history = self.read_history()
         plan = make_plan(discovery, history, **plan_options)
-        _raise_refusals(plan)
+        raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
         result.warnings = list(plan.warnings)
         if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
@@ -204,7 +204,7 @@ class Runner:
             for change in result.table_changes:
                 self.emit(Event("table", change))
             plan = make_plan(discovery, self.read_history(), **plan_options)
-            _raise_refusals(plan)
+            raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
             for migration in plan.to_adopt:
@@ -220,6 +220,15 @@ class Runner:
             result.already_applied = plan.applied_count
             applied_by = self._applied_by()
             total = len(plan.to_apply)
+            if total:
+                self.emit(
+                    Event(
+                        "plan",
+                        f"{total} pending migration{'s' if total != 1 else ''} to apply "
+                        f"({plan.applied_count} already applied)",
+                        {"pending": total, "applied": plan.applied_count},
+                    )
+                )
             for index, migration in enumerate(plan.to_apply, start=1):
                 self.emit(
                     Event(
@@ -655,6 +664,11 @@ class Runner:
                 "The migration was rolled back: nothing of it is applied, migrations before it stay "
                 "applied, none after it ran. Fix the file and run `pgship migrate` again."
             )
+            if sqlstate in _ALREADY_EXISTS:
+                hint += (
+                    f" If {migration.filename} was already applied by hand (psql in an emergency), record "
+                    f"it without running it again: pgship baseline {migration.version}"
+                )
         return MigrationFailed(details, message=message, hint=hint)
 
     def _lock_failure(
@@ -693,7 +707,12 @@ class Runner:
         return [row[0] for row in rows]
 
 
-def _raise_refusals(plan: Plan) -> None:
+#: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
+_ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
+
+
+def raise_refusals(plan: Plan) -> None:
+    """Raise :class:`Refused` (exit 2) for everything in ``plan`` that needs a decision first."""
     if not plan.refusals:
         return
     if len(plan.refusals) == 1:

@@ -106,8 +106,8 @@ def summarise(fault: str, outcomes: list[dict[str, Any]]) -> str:
         overshoot = max(m["worst_production_wait_s"] - m["final_lock_timeout_s"] for m in metrics)
         return (
             f"worst production query wait {worst['worst_production_wait_s']:.2f} s (that trial's final "
-            f"lock_timeout: {worst['final_lock_timeout_s']:.2f} s); no query waited longer than its trial's final "
-            f"lock_timeout + {max(overshoot, 0) * 1000:.0f} ms"
+            f"lock_timeout: {worst['final_lock_timeout_s']:.2f} s); no query waited longer than "
+            f"its trial's final lock_timeout + {max(overshoot, 0) * 1000:.0f} ms"
         )
     if fault == "CREATE INDEX CONCURRENTLY while a runner waits":
         longest = max((m["seconds_after_second_runner_started"] for m in metrics), default=0)
@@ -115,7 +115,7 @@ def summarise(fault: str, outcomes: list[dict[str, Any]]) -> str:
     if fault.startswith("control"):
         return outcomes[0]["detail"]
     if fault == "hostile migration directories":
-        return f"{len(outcomes)} directories: tests/data/hostile, plus pipes, devices, odd names built by the test"
+        return f"{len(outcomes)} directories: tests/data/hostile, plus pipes, devices, odd names"
     if fault == "fuzzed migration directories":
         examples = sum(m.get("examples", 0) for m in metrics)
         return f"{examples} examples: {outcomes[-1]['where']}"

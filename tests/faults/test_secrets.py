@@ -13,12 +13,16 @@ scanned for the password in each of its encodings. Zero hits.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -26,7 +30,7 @@ from psycopg import sql
 from pgship.cli import COMMANDS
 from pgship.history import TrackingTable
 from tests.conftest import run_cli
-from tests.faults.harness import Outcome, spawn
+from tests.faults.harness import Outcome, spawn, wait_until
 from tests.faults.results import record
 from tests.faults.secrets_scan import Hit, scan_paths, scan_text, secret_forms
 
@@ -36,7 +40,20 @@ PASSWORD = "Pg$hip:Leak@Canary/42%x"
 WRONG_PASSWORD = "Wr0ng$Canary:pw@77%y"
 ROLE = "pgship_probe"
 # Commands this test runs. A new command must be added here (and to the scenarios) before it ships.
-COVERED = {"status", "migrate", "plan", "verify", "new", "baseline", "repair", "wait"}
+COVERED = {
+    "status",
+    "migrate",
+    "plan",
+    "verify",
+    "diff",
+    "new",
+    "baseline",
+    "repair",
+    "wait",
+    "serve",
+    "deploy",
+}
+TOKEN = "Hlth-T0ken-Canary-5150"  # the health endpoint's bearer token is a secret too
 
 MIGRATIONS = {
     "001_accounts.sql": "CREATE TABLE accounts (id int PRIMARY KEY);\n",
@@ -76,7 +93,7 @@ class Probe:
 
     def check(self, label: str, stdout: str, stderr: str) -> None:
         self.runs += 1
-        forms = secret_forms(PASSWORD, WRONG_PASSWORD)
+        forms = secret_forms(PASSWORD, WRONG_PASSWORD, TOKEN)
         self.hits += scan_text(stdout, forms, f"{label} stdout") + scan_text(stderr, forms, f"{label} stderr")
 
 
@@ -85,8 +102,10 @@ def probe(pg_server, tmp_path_factory):
     dbname = f"pgship_secret_{int(time.time() * 1000) % 10**8}"
     with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(ROLE)))
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(ROLE), sql.Literal(PASSWORD))
+        admin.execute(  # CREATEDB: `pgship diff --replay-url` replays in a scratch database on this server
+            sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+                sql.Identifier(ROLE), sql.Literal(PASSWORD)
+            )
         )
         admin.execute(
             sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(ROLE))
@@ -138,6 +157,7 @@ def test_no_password_in_any_output_of_any_command(probe, pg_server):
                 (["migrate"], 0),
                 (["status", "--check"], 0),
                 (["verify"], 0),
+                (["diff", "--replay-url", probe.url()], 5),  # 001 was baselined, never run: a difference
                 (["repair"], 0),
                 (["wait", "--timeout", "5"], 0),
                 (["new", "add_more"], 0),
@@ -152,7 +172,16 @@ def test_no_password_when_commands_fail(probe, pg_server):
     probe.runs, probe.hits = 0, []
     _reset(probe)
     directory = _migrations(probe, "failures", {"003_broken.sql": "SELECT 1 / 0;\n"})
-    database_commands = [["status"], ["migrate"], ["plan"], ["verify"], ["baseline", "001"], ["repair"]]
+    database_commands = [
+        ["status"],
+        ["migrate"],
+        ["plan"],
+        ["verify"],
+        ["diff", "--replay-url", probe.url()],
+        ["baseline", "001"],
+        ["repair"],
+        ["deploy", "--wait", "0.3"],
+    ]
     wrong = ["-d", probe.url(WRONG_PASSWORD), "-m", str(directory)]
     unreachable = ["-d", probe.url(port=9), "-m", str(directory)]
     for output in ([], ["--json"]):
@@ -219,7 +248,7 @@ def _sigterm(probe: Probe) -> None:
 
 
 def _scan_files_and_database(probe: Probe) -> None:
-    forms = secret_forms(PASSWORD, WRONG_PASSWORD)
+    forms = secret_forms(PASSWORD, WRONG_PASSWORD, TOKEN)
     probe.hits += scan_paths([probe.workdir], forms)
     with psycopg.connect(probe.url(), autocommit=True) as conn:
         if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
@@ -256,3 +285,110 @@ def test_the_scanner_finds_the_password_in_every_disguise(tmp_path):
     found = {Path(hit.where).name for hit in scan_paths([tmp_path], forms)}
     assert found == {"a.json", "log.txt", "doc.json"}
     assert scan_text(f"postgresql://u:{quote(PASSWORD, safe='')}@h/db", forms, "text")
+
+
+# -- the long-running side: health endpoints and the deploy pipeline ----------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _probe_endpoints(probe: Probe, label: str, port: int, expect_database: int) -> None:
+    """Every health endpoint, with and without the token; status, headers and body are scanned."""
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _answers(base), f"{label}: pgship serve answering on {base}")
+    for path, headers, expected in [
+        ("/health/live", {}, 200),
+        ("/health", {}, 200 if expect_database == 200 else 503),
+        ("/health/database", {"Authorization": f"Bearer {TOKEN}"}, expect_database),
+        ("/health/database", {}, 401),
+        ("/health/database", {"Authorization": "Bearer wrong"}, 401),
+        ("/health/database?password=x", {"Authorization": f"Bearer {TOKEN}"}, expect_database),
+    ]:
+        response = httpx.get(base + path, headers=headers, timeout=10)
+        shown = f"{response.status_code} {dict(response.headers)} {response.text}"
+        probe.check(f"{label} GET {path}", shown, "")
+        assert response.status_code == expected, f"{label} GET {path}: {shown}"
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/health/live", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_no_password_from_the_health_endpoints(probe, budget):
+    probe.runs, probe.hits = 0, []
+    _reset(probe)
+    directory = _migrations(probe, "serve")
+    assert run_cli("-d", probe.url(), "-m", str(directory), "migrate").code == 0
+    forms = probe.forms() if budget.full else {k: probe.forms()[k] for k in ("url", "DATABASE_URL")}
+    cases = [(form, connection, env, 200) for form, (connection, env) in forms.items()]
+    cases += [
+        ("wrong password", ["-d", probe.url(WRONG_PASSWORD)], {}, 503),
+        ("unreachable", ["-d", probe.url(port=9)], {}, 503),
+    ]
+    for label, connection, env, expect_database in cases:
+        port = _free_port()
+        server = spawn(
+            *connection, "-m", str(directory), "serve", "--port", str(port), "--access-log",
+            workdir=probe.workdir, env={**env, "PGSHIP_HEALTH_TOKEN": TOKEN},
+        )  # fmt: skip
+        try:
+            _probe_endpoints(probe, f"serve ({label})", port, expect_database)
+        finally:
+            server.process.send_signal(signal.SIGTERM)
+            server.wait(30)
+        probe.check(f"serve ({label}) process", server.stdout, server.stderr)
+    _scan_files_and_database(probe)
+    _report(probe, "health endpoints")
+
+
+def test_no_password_from_the_deploy_pipeline(probe, budget):
+    probe.runs, probe.hits = 0, []
+    _reset(probe)
+    directory = _migrations(probe, "deploy")
+    port = _free_port()
+    log = probe.workdir / "deploy-start.log"
+    env = {"PGSHIP_HEALTH_TOKEN": TOKEN}
+    url = ["-d", probe.url(), "-m", str(directory)]
+    result = run_cli(
+        *url, "--json", "deploy", "--wait", "5", "--release-id", "r1",
+        "--start", f"exec {sys.executable} -m pgship serve --port {port} --release-id r1",
+        "--health-url", f"http://127.0.0.1:{port}/health/database", "--health-timeout", "30",
+        "--start-log", str(log),
+        env=env,
+    )  # fmt: skip
+    probe.check("deploy", result.stdout, result.stderr)
+    service = (json.loads(result.stdout).get("service") or {}).get("pid")
+    try:
+        assert result.code == 0, result.output[-2000:]
+        _probe_endpoints(probe, "deployed service", port, 200)
+    finally:
+        if service:
+            os.killpg(service, signal.SIGTERM)
+    failing = _migrations(probe, "deploy-failing", {"003_broken.sql": "SELECT 1 / 0;\n"})
+    for output in ([], ["--json"]):
+        _run(
+            probe,
+            "deploy: failing migration",
+            ["-d", probe.url(), "-m", str(failing), *output, "deploy"],
+            env,
+            1,
+        )
+        _run(probe, "deploy: unreachable", ["-d", probe.url(port=9), "-m", str(directory), *output, "deploy",
+                                            "--wait", "0.3"], env, 3)  # fmt: skip
+        _run(
+            probe, "deploy: health gate fails", [*url, *output, "deploy", "--start", "sleep 30",
+            "--start-grace", "0.2", "--health-url", f"http://127.0.0.1:{_free_port()}/health/database",
+            "--health-timeout", "1", "--start-log", str(log)], env, 1,
+        )  # fmt: skip
+        key = TrackingTable.parse("schema_migrations").lock_key
+        with psycopg.connect(probe.url(), autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+            _run(probe, "deploy: lock held", ["-d", probe.url(), "-m", str(failing), *output, "deploy",
+                                              "--lock-wait", "0.3"], env, 4)  # fmt: skip
+    _scan_files_and_database(probe)
+    _report(probe, "deploy pipeline")

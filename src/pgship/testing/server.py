@@ -89,6 +89,14 @@ class PostgresServer(ABC):
             conn.execute(statement)
         return name
 
+    def create_database_named(self, name: str) -> None:
+        """Create a database with exactly this name (for a local server, not for tests)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
     def drop_database(self, name: str) -> None:
         """Drop a database, disconnecting anyone still using it."""
         import psycopg

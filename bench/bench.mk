@@ -1,0 +1,30 @@
+# Benchmarks (issue 7). Included by the top-level Makefile: `include bench/bench.mk`.
+# Other benchmark fragments add themselves to `bench` with a line `bench: bench-<name>`.
+BENCH_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+BENCH_SIZES ?= 100,1000,10000
+BENCH_REPEAT ?= 3
+
+.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health
+
+## bench: every benchmark; prints the tables, writes bench/results/ (-k: one miss does not hide the rest)
+bench: bench-peers bench-spec bench-health
+
+## bench-peers: pgship vs the floor, dbmate, yoyo and a psql loop (about 10 minutes)
+bench-peers:
+	$(BENCH_PYTHON) bench/peers.py --sizes $(BENCH_SIZES) --repeat $(BENCH_REPEAT)
+
+## bench-peers-quick: every tool once at N=100 (a smoke test of the harness, not a measurement)
+bench-peers-quick:
+	$(BENCH_PYTHON) bench/peers.py --quick
+
+## bench-profile: pyinstrument profile of `pgship migrate` (and the no-op rerun) at N=1000
+bench-profile:
+	$(BENCH_PYTHON) bench/peers.py --profile
+
+## bench-spec: the specification's per-scenario isolation cost and whole-suite wall time
+bench-spec:
+	$(BENCH_PYTHON) bench/spec_overhead.py
+
+## bench-health: /health/database under load (wrk on loopback)
+bench-health:
+	bash bench/health_load.sh

@@ -1,0 +1,14 @@
+"""The executable specification's harness: behave hooks, step helpers and the Allure formatter.
+
+Kept in the package (not under ``steps/``) so that the hooks, the benchmark
+``bench/spec_overhead.py`` and pytest tests of the harness share one
+implementation, and so it is importable, type-checked and linted like the rest
+of pgship. Nothing here is imported by pgship itself.
+
+Modules, one concept each: ``backends`` (which server), ``databases`` (template
+and per-scenario clones), ``cleanup`` (what a scenario must release),
+``workspace`` (a scenario's files and the sample app's releases), ``commands``
+(running pgship in-process or as a subprocess), ``secrets`` (scrubbing),
+``attachments`` (what goes into the report), ``runinfo`` (what hooks tell the
+formatter), ``allure_formatter``, ``session`` and ``world``.
+"""

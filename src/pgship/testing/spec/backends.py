@@ -1,0 +1,77 @@
+"""Which PostgreSQL server the specification runs against, chosen once per run.
+
+``behave -D db=embedded|container|url`` wins over ``PGSHIP_TEST_DB``; the
+default is the embedded server because it needs nothing but pip. The
+container and URL backends are imported only when chosen, so a machine without
+Docker or testcontainers can still run the specification.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pgship.testing.server import PostgresServer
+
+BACKENDS = ("embedded", "container", "url")
+DEFAULT_IMAGE = "postgres:16"
+
+
+class BackendChoiceError(ValueError):
+    """The requested backend is unknown or lacks what it needs (an image, a URL)."""
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """The backend name and its one parameter (image for containers, URL for an existing server)."""
+
+    name: str
+    image: str | None = None
+    url: str | None = None
+
+    def describe(self) -> str:
+        """A one-line, password-free description for reports."""
+        if self.name == "container":
+            return f"container ({self.image})"
+        if self.name == "url":
+            return "url (existing server from DATABASE_URL)"
+        return "embedded"
+
+
+def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> BackendChoice:
+    """Read the backend from behave's ``-D`` userdata, then the environment."""
+    name = (userdata.get("db") or environ.get("PGSHIP_TEST_DB") or "embedded").strip().lower()
+    if name not in BACKENDS:
+        raise BackendChoiceError(
+            f"unknown database backend {name!r} (from -D db= or PGSHIP_TEST_DB); "
+            f"choose one of {', '.join(BACKENDS)}"
+        )
+    if name == "container":
+        image = userdata.get("image") or environ.get("PGSHIP_TEST_IMAGE") or DEFAULT_IMAGE
+        return BackendChoice(name, image=image)
+    if name == "url":
+        url = userdata.get("url") or environ.get("DATABASE_URL")
+        if not url:
+            raise BackendChoiceError(
+                "the url backend needs a server: set DATABASE_URL (or -D url=...) to a superuser URL"
+            )
+        return BackendChoice(name, url=url)
+    return BackendChoice(name)
+
+
+def create_server(choice: BackendChoice) -> PostgresServer:
+    """Build (but do not start) the server object for ``choice``; enter it to start it."""
+    if choice.name == "container":
+        # lazy: needs Docker + testcontainers; the class keeps every connection on 127.0.0.1
+        from pgship.testing.container import ContainerPostgres
+
+        return ContainerPostgres(image=choice.image)
+    if choice.name == "url":
+        from pgship.testing.external import ExternalPostgres  # lazy: only for the url backend
+
+        assert choice.url is not None
+        return ExternalPostgres(choice.url)
+    from pgship.testing.embedded import EmbeddedPostgres
+
+    return EmbeddedPostgres()

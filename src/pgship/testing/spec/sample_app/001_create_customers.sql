@@ -1,0 +1,5 @@
+-- The sample shop starts with its customers.
+CREATE TABLE customers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL
+);

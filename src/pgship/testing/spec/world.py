@@ -1,0 +1,56 @@
+"""What one scenario works with: its database, its workspace, its pgship, its cleanup.
+
+Steps reach it as ``context.world``. Facts a ``Given`` establishes for a later
+``Then`` (for example the tracking rows before a deploy) go in ``facts``, named,
+rather than as loose attributes on behave's context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from pgship.testing.server import PostgresServer
+from pgship.testing.spec.cleanup import CleanupRegistry
+from pgship.testing.spec.commands import CommandResult, PgshipCli
+from pgship.testing.spec.workspace import Workspace
+
+TRACKING_TABLE = "schema_migrations"
+
+
+@dataclass
+class ScenarioWorld:
+    server: PostgresServer
+    database_name: str
+    database_url: str
+    workspace: Workspace
+    cleanup: CleanupRegistry
+    cli: PgshipCli
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last(self) -> CommandResult:
+        """The most recent pgship command of this scenario."""
+        if not self.cli.history:
+            raise AssertionError("no pgship command has run in this scenario yet")
+        return self.cli.history[-1]
+
+    def query(
+        self, statement: str, params: tuple[Any, ...] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows from the scenario's database (a short-lived connection, so none lingers)."""
+        with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row) as conn:
+            cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self.query("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))[0]["found"])
+
+    def tracking_rows(self) -> list[dict[str, Any]]:
+        """The tracking table's rows in the order they were applied (empty if there is no table)."""
+        if not self.table_exists(TRACKING_TABLE):
+            return []
+        return self.query(f"SELECT * FROM {TRACKING_TABLE} ORDER BY applied_at, version")
