@@ -70,7 +70,8 @@ FAULTS: dict[str, tuple[str, str]] = {
         "tests/faults/test_bad_input.py -k fuzz",
     ),
     "password in output": (
-        "distinctive password: every command, success and failure, all outputs and files",
+        "distinctive password (and health token): every command, serve's endpoints and deploy, succeeding "
+        "and failing; stdout, stderr, JSON, HTTP responses, files written, tracking table",
         "tests/faults/test_secrets.py",
     ),
 }
@@ -159,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write", type=Path, help="replace the table in this Markdown file (docs/RELIABILITY.md)"
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="render the table from --results of an earlier run; run nothing",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. a single test file)")
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render(args)
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text("")
@@ -178,12 +186,25 @@ def main(argv: list[str] | None = None) -> int:
         cwd=ROOT,
         env=env,
     )
-    minutes = (time.monotonic() - started) / 60
+    run = {
+        "seed": args.seed,
+        "trials": args.trials,
+        "minutes": (time.monotonic() - started) / 60,
+        "exit": code,
+    }
+    args.results.with_suffix(".run.json").write_text(json.dumps(run))
+    return render(args)
+
+
+def render(args: argparse.Namespace) -> int:
+    """Print the table of the results file (and write it where asked); returns the run's pytest exit."""
     results = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-    rendered = table(results, args.trials)
+    run = json.loads(args.results.with_suffix(".run.json").read_text())
+    rendered = table(results, run["trials"])
     footer = (
-        f"\n{len(results)} trial records, seed {args.seed}, {minutes:.1f} min, pytest exit {code}. "
-        f"Reproduce the whole campaign: `make faults` (or `PGSHIP_FAULT_SEED={args.seed} make faults`)."
+        f"\n{len(results)} trial records, seed {run['seed']}, {run['minutes']:.1f} min, pytest exit "
+        f"{run['exit']}. Reproduce the whole campaign: `make faults` (or "
+        f"`PGSHIP_FAULT_SEED={run['seed']} make faults`)."
     )
     print("\n" + rendered + "\n" + footer)
     (args.results.parent / "table.md").write_text(rendered + "\n" + footer + "\n")
@@ -193,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         _, _, tail = rest.partition(END)
         args.write.write_text(f"{head}{START}\n{rendered}\n{footer}\n{END}{tail}")
         print(f"wrote the table into {args.write}")
-    return code
+    return int(run["exit"])
 
 
 if __name__ == "__main__":
