@@ -28,7 +28,10 @@ START, END = "<!-- campaign:start -->", "<!-- campaign:end -->"
 
 # fault name as recorded -> (what it is, the pytest selection that reproduces it)
 FAULTS: dict[str, tuple[str, str]] = {
-    "sigkill": ("SIGKILL of the runner during a 200-migration run", "tests/faults/test_kill.py"),
+    "sigkill": (
+        "SIGKILL of the runner mid-run (200-migration runs; 60 in the short run)",
+        "tests/faults/test_kill.py",
+    ),
     "pg_terminate_backend": (
         "`pg_terminate_backend` of the runner's connection mid-run",
         "tests/faults/test_connection_loss.py -k terminate",
