@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv lint format pytest test clean
 
 include make/infra.mk
+include make/faults.mk
 include make/spec.mk
 include bench/bench.mk
 

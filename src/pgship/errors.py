@@ -114,6 +114,13 @@ class DatabaseUnavailable(PgshipError):
         return {**super().to_dict(), "attempts": self.attempts, "waited_s": round(self.waited_s, 1)}
 
 
+class ConnectionLost(PgshipError):
+    """The server closed the connection mid-command (terminated backend, crash, restart, network)."""
+
+    exit_code = ExitCode.FAILED
+    kind = "connection_lost"
+
+
 class LockNotAcquired(PgshipError):
     """Another runner kept the advisory lock for the whole wait."""
 

@@ -73,6 +73,16 @@ def normalise_text(raw: str) -> str:
     return raw.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def printable_name(name: str) -> str:
+    """A file name as every output can show it: undecodable bytes and control characters escaped.
+
+    A name read from disk may hold bytes that are not UTF-8 (kept by Python as lone surrogates,
+    which would make ``--json`` output invalid) or terminal escape sequences.
+    """
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in text)
+
+
 def checksum_of(text: str) -> str:
     """SHA-256 hex digest of the normalised text."""
     return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
@@ -118,16 +128,17 @@ def discover(directory: Path | str) -> Discovery:
     directory = Path(directory)
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
+        shown = printable_name(str(directory))
         raise InvalidMigrations(
             [
                 Problem(
-                    str(directory),
+                    shown,
                     f"the migrations directory {what}",
                     "Pass the right path with --migrations-dir (or PGSHIP_MIGRATIONS_DIR), or run pgship "
                     "from the directory that holds docker/postgres/migrations.",
                 )
             ],
-            message=f"migrations directory {directory} {what}",
+            message=f"migrations directory {shown} {what}",
         )
 
     problems: list[Problem] = []
@@ -155,7 +166,9 @@ def discover(directory: Path | str) -> Discovery:
         match = FILENAME_PATTERN.match(entry.name)
         if match is None:
             problems.append(
-                Problem(entry.name, "the file name is not <version>_<description>.sql", NAMING_FIX)
+                Problem(
+                    printable_name(entry.name), "the file name is not <version>_<description>.sql", NAMING_FIX
+                )
             )
             continue
         text = _read_text(entry, problems)
@@ -179,6 +192,15 @@ def discover(directory: Path | str) -> Discovery:
 
 
 def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+        problems.append(
+            Problem(
+                path.name,
+                "not a regular file (a pipe, socket or device), so it cannot be a migration",
+                "Replace it with a regular file holding the SQL, or remove it.",
+            )
+        )
+        return None
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -200,6 +222,18 @@ def _read_text(path: Path, problems: list[Problem]) -> str | None:
                 f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
                 "Save the file as UTF-8 (for example: iconv -f latin1 -t utf-8).",
                 line=line,
+            )
+        )
+        return None
+    if "\x00" in decoded:
+        offset = decoded.index("\x00")
+        problems.append(
+            Problem(
+                path.name,
+                f"the file contains a NUL byte (offset {offset}): PostgreSQL cannot take it, and the SQL "
+                "parser would silently stop reading there",
+                "Save the file as UTF-8 text; NUL bytes usually mean a UTF-16 file or pasted binary data.",
+                line=decoded.count("\n", 0, offset) + 1,
             )
         )
         return None

@@ -9,6 +9,7 @@ faster start.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
@@ -16,6 +17,10 @@ from typing import Any, TextIO
 from pgship.database import scrub
 from pgship.errors import InvalidMigrations, MigrationFailed, PgshipError
 from pgship.runner import Event
+
+# Control characters other than newline and tab, as they could arrive from a file's text or a server
+# message: shown escaped, so a hostile migration cannot drive the terminal or garble a CI log.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Output:
@@ -39,6 +44,7 @@ class Output:
 
     # -- plain text ----------------------------------------------------------------
     def clean(self, text: str) -> str:
+        text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
         return scrub(text, self.secrets)
 
     def line(self, text: str = "") -> None:
@@ -58,7 +64,8 @@ class Output:
         """The JSON result of a command (only in JSON mode)."""
         if self.as_json:
             text = json.dumps(payload, indent=2, default=str, ensure_ascii=False)
-            print(self.clean(text), file=self.stdout, flush=True)
+            text = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)  # JSON escapes only below 0x20
+            print(scrub(text, self.secrets), file=self.stdout, flush=True)
 
     # -- progress ------------------------------------------------------------------
     def event(self, event: Event) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgship import history as tracking
 from pgship.errors import (
+    ConnectionLost,
     FailureDetails,
     Interrupted,
     LockNotAcquired,
@@ -125,11 +126,30 @@ class Runner:
 
     # -- reading -------------------------------------------------------------------
     def read_history(self) -> History:
-        return tracking.read(self.conn, self.table)
+        with self._lost_connection("reading the tracking table"):
+            return tracking.read(self.conn, self.table)
 
     def plan(self, discovery: Discovery, **kwargs: Any) -> Plan:
         """Compare files and database without changing anything."""
         return make_plan(discovery, self.read_history(), **kwargs)
+
+    @contextmanager
+    def _lost_connection(self, doing: str) -> Iterator[None]:
+        """Report a connection the server closed (terminated, crashed, restarted) as such, not as a bug."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            if not (self.conn.closed or self.conn.broken):
+                raise
+            reason = (str(exc).strip().splitlines() or ["connection closed"])[0]
+            raise ConnectionLost(
+                f"the connection to the database was lost while {doing} ({reason})",
+                hint="Each migration commits together with its tracking row, so the database holds exactly "
+                "the migrations recorded as applied (`pgship status` lists them). Run the command again "
+                "once the database is back (`pgship wait`).",
+            ) from None
 
     # -- migrate -------------------------------------------------------------------
     def migrate(
@@ -143,7 +163,8 @@ class Runner:
         """Apply every pending migration (up to ``target``), or explain why not."""
         result = MigrateResult()
         try:
-            return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+            with self._lost_connection("migrating"):
+                return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
         except PgshipError as error:
             error.partial_result = result  # what was applied before the failure, for the report
             raise
@@ -248,7 +269,7 @@ class Runner:
                 f"baseline {version}: there is no migration file with that version",
                 hint="Baseline at the version whose schema the database already has.",
             )
-        with self.advisory_lock():
+        with self._lost_connection("recording the baseline"), self.advisory_lock():
             tracking.ensure(self.conn, self.table, self.read_history())
             applied = self.read_history().by_version()
             applied_by = f"baseline by {self._applied_by()}"
@@ -273,7 +294,7 @@ class Runner:
     def repair(self, discovery: Discovery, *, forget_missing: bool = False) -> list[RepairChange]:
         """Accept the current checksum of edited migrations; optionally forget rows of deleted files."""
         changes: list[RepairChange] = []
-        with self.advisory_lock():
+        with self._lost_connection("repairing checksums"), self.advisory_lock():
             plan = make_plan(discovery, self.read_history(), allow_missing=True)
             for entry in plan.with_state(State.DRIFTED, State.NO_CHECKSUM):
                 assert entry.file is not None and entry.applied is not None
@@ -399,6 +420,7 @@ class Runner:
         attempts = self.options.lock_retries + 1
         for attempt in range(1, attempts + 1):
             current: Statement | None = None
+            committing = False  # a connection lost during COMMIT leaves the outcome unknown; before it, not
             started = time.perf_counter()
             try:
                 self.conn.execute(self._begin(lock_timeout))
@@ -415,6 +437,7 @@ class Runner:
                     execution_ms=elapsed,
                     applied_by=applied_by,
                 )
+                committing = True
                 self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT; " + self._session_defaults())]))
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
@@ -436,7 +459,7 @@ class Runner:
                 lock_timeout *= 2
             except psycopg.Error as exc:
                 self._rollback()
-                raise self._failure(migration, current, exc, partial=False) from None
+                raise self._failure(migration, current, exc, partial=False, at_commit=committing) from None
             except KeyboardInterrupt:
                 self._rollback()
                 raise Interrupted(
@@ -467,6 +490,8 @@ class Runner:
                     # CONCURRENTLY takes weak locks and must not be retried half-done: no lock_timeout.
                     self.conn.execute(self._session_timeouts(None if concurrent else lock_timeout))
                     try:
+                        if concurrent and statement.node == "IndexStmt" and attempt == 1:
+                            self._drop_interrupted_index(migration, statement)
                         self.conn.execute(statement.text)
                         break
                     except pgerrors.LockNotAvailable as exc:
@@ -502,13 +527,48 @@ class Runner:
             raise Interrupted(
                 f"stopped while applying {migration.filename}, which runs without a transaction: "
                 f"{executed} of {len(script.statements)} statements had completed",
-                hint="Check what exists (an INVALID index from CREATE INDEX CONCURRENTLY must be dropped), "
-                "then run `pgship migrate` again.",
+                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
+                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
             ) from None
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
                     self.conn.execute(self._session_defaults())
+
+    def _drop_interrupted_index(self, migration: MigrationFile, statement: Statement) -> None:
+        """Drop the INVALID index an interrupted run of this ``CREATE INDEX CONCURRENTLY`` left behind.
+
+        A build that is killed, cancelled or fails keeps its catalog entry, marked INVALID: never used
+        by queries, yet still updated by every write. Rerunning the statement cannot fix it: ``IF NOT
+        EXISTS`` skips it (and the migration would be recorded as applied with a useless index), without
+        it the name is taken. So an INVALID index of exactly the name this statement builds, on its
+        table, that no session is building right now, is dropped first; we hold the migration lock.
+        """
+        from psycopg import sql
+
+        from pgship.sqlscript import concurrent_index_target
+
+        target = concurrent_index_target(statement.text)
+        if target is None:
+            return
+        row = self.conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.indrelid = to_regclass(%s) AND c.relname = %s AND NOT i.indisvalid AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)",
+            (target.table_regclass_text(), target.index),
+        ).fetchone()
+        if row is None:
+            return
+        self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(*row)))
+        self.emit(
+            Event(
+                "dropped_invalid_index",
+                f"{migration.filename}: dropped the INVALID index {row[0]}.{row[1]} an interrupted build "
+                "left behind; building it again",
+                {"version": str(migration.version), "index": f"{row[0]}.{row[1]}"},
+            )
+        )
 
     def _begin(self, lock_timeout_s: float) -> str:
         parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
@@ -531,7 +591,13 @@ class Runner:
 
     # -- failure reports -----------------------------------------------------------
     def _failure(
-        self, migration: MigrationFile, statement: Statement | None, exc: Exception, *, partial: bool
+        self,
+        migration: MigrationFile,
+        statement: Statement | None,
+        exc: Exception,
+        *,
+        partial: bool,
+        at_commit: bool = False,
     ) -> MigrationFailed:
         diag = getattr(exc, "diag", None)
         sqlstate = getattr(exc, "sqlstate", None)
@@ -560,9 +626,10 @@ class Runner:
             if partial:
                 hint = (
                     "This migration runs without a transaction: statements before the failing one stay "
-                    "applied. Check the database, then run `pgship migrate` again."
+                    "applied. Run `pgship migrate` again once the database is back: it reruns the file, and "
+                    "drops and rebuilds an index a CREATE INDEX CONCURRENTLY left INVALID."
                 )
-            elif statement is None:
+            elif at_commit:
                 hint = (
                     "The connection dropped while committing: the migration may or may not be applied. "
                     "Run `pgship status` to see, then `pgship migrate` to continue."
@@ -575,7 +642,7 @@ class Runner:
                 )
             return MigrationFailed(details, message=message, hint=hint)
         state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-        if statement is None and not partial:
+        if at_commit:
             message = f"{migration.filename}: failed at COMMIT: {primary}{state}"
         else:
             message = f"{where}: {primary}{state}"
@@ -585,8 +652,8 @@ class Runner:
                 "This migration runs without a transaction (-- pgship:no-transaction): statements before "
                 "the failing one stay applied and it is not recorded. "
                 + (
-                    f"INVALID indexes left behind: {', '.join(invalid)} - drop them with DROP INDEX "
-                    "CONCURRENTLY. "
+                    f"INVALID indexes left behind: {', '.join(invalid)} - the rerun drops and rebuilds one "
+                    "this file builds by name; drop any other with DROP INDEX CONCURRENTLY. "
                     if invalid
                     else ""
                 )

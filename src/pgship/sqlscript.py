@@ -354,6 +354,41 @@ def non_transactional_reason(node_type: str, node: dict[str, Any]) -> str | None
     return simple.get(node_type)
 
 
+@dataclass(frozen=True)
+class IndexTarget:
+    """The index a ``CREATE INDEX CONCURRENTLY name ON table`` statement builds."""
+
+    schema: str | None
+    table: str
+    index: str
+
+    def table_regclass_text(self) -> str:
+        """The table's name quoted the way ``to_regclass()`` expects (names here are already case-folded)."""
+
+        def quote(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+
+        return f"{quote(self.schema)}.{quote(self.table)}" if self.schema else quote(self.table)
+
+
+def concurrent_index_target(text: str) -> IndexTarget | None:
+    """What a single ``CREATE INDEX CONCURRENTLY`` statement names, or None (other statements, no name)."""
+    from pglast import parser
+
+    try:
+        tree = json.loads(parser.parse_sql_json(text))
+    except parser.ParseError:
+        return None
+    statements = tree.get("stmts", [])
+    if len(statements) != 1:
+        return None
+    ((node_type, node),) = statements[0]["stmt"].items()
+    if node_type != "IndexStmt" or not node.get("concurrent") or not node.get("idxname"):
+        return None
+    relation = node.get("relation", {})
+    return IndexTarget(relation.get("schemaname"), relation["relname"], node["idxname"])
+
+
 def _copy_problem(statement: Statement, node: dict[str, Any]) -> Problem | None:
     if statement.node != "CopyStmt" or node.get("filename") or node.get("is_program"):
         return None

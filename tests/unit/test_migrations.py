@@ -153,3 +153,44 @@ def test_next_version_keeps_the_width_of_the_newest(migrations):
 )
 def test_new_migration_names_must_validate(name, valid):
     assert (validate_new_name(name) is None) == valid
+
+
+def test_a_nul_byte_is_an_error_with_its_line_not_a_silently_truncated_file(migrations):
+    migrations.write("001_nul.sql", b"CREATE TABLE a (id int);\n\x00\nDROP TABLE important;\n")
+    with pytest.raises(InvalidMigrations) as caught:
+        discover(migrations.path)
+    (problem,) = caught.value.problems
+    assert problem.file == "001_nul.sql" and problem.line == 2 and "NUL byte" in problem.message
+
+
+def test_a_named_pipe_is_an_error_instead_of_a_read_that_never_returns(migrations):
+    import threading
+
+    pipe = migrations.path / "001_pipe.sql"
+    os.mkfifo(pipe)
+
+    def feed() -> None:  # if discovery read the pipe, it would get a migration instead of hanging
+        with pipe.open("w") as writer:
+            writer.write("SELECT 1;\n")
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        with pytest.raises(InvalidMigrations) as caught:
+            discover(migrations.path)
+        assert "not a regular file" in caught.value.problems[0].message
+    finally:
+        release = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        feeder.join(5)
+        os.close(release)
+
+
+def test_file_names_are_shown_with_undecodable_bytes_and_control_characters_escaped(migrations):
+    from pgship.migrations import printable_name
+
+    os.close(os.open(os.fsencode(migrations.path) + b"/001_caf\xe9.sql", os.O_CREAT | os.O_WRONLY))
+    with pytest.raises(InvalidMigrations) as caught:
+        discover(migrations.path)
+    assert caught.value.problems[0].file == "001_caf\\xe9.sql"
+    assert printable_name("002_\x1b[2Jx.sql") == "002_\\x1b[2Jx.sql"
+    assert printable_name("001_café.sql") == "001_café.sql"

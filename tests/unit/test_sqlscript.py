@@ -120,3 +120,29 @@ def test_an_empty_or_comment_only_file_is_an_error(sql):
 def test_an_unterminated_dollar_quote_is_a_syntax_error():
     [(line, message)] = problems("SELECT 1;\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1;")
     assert line == 2 and "unterminated" in message
+
+
+@pytest.mark.parametrize(
+    ("sql", "target"),
+    [
+        ("CREATE INDEX CONCURRENTLY IF NOT EXISTS t_idx ON t (id)", (None, "t", "t_idx")),
+        ("create unique index concurrently Orders_Idx on App.Orders (id)", ("app", "orders", "orders_idx")),
+        ('CREATE INDEX CONCURRENTLY "Mixed" ON "Odd Table" (id)', (None, "Odd Table", "Mixed")),
+        ("CREATE INDEX CONCURRENTLY ON t (id)", None),  # no name: PostgreSQL picks one
+        ("CREATE INDEX t_idx ON t (id)", None),
+        ("DROP INDEX CONCURRENTLY t_idx", None),
+        ("not sql at all", None),
+    ],
+)
+def test_the_index_a_concurrent_build_names_is_read_from_the_statement(sql, target):
+    from pgship.sqlscript import concurrent_index_target
+
+    found = concurrent_index_target(sql)
+    assert (found and (found.schema, found.table, found.index)) == target
+
+
+def test_the_table_of_a_concurrent_build_is_quoted_for_to_regclass():
+    from pgship.sqlscript import concurrent_index_target
+
+    found = concurrent_index_target('CREATE INDEX CONCURRENTLY i ON "we""ird"."Odd Table" (id)')
+    assert found is not None and found.table_regclass_text() == '"we""ird"."Odd Table"'

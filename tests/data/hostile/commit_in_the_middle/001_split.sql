@@ -1,0 +1,3 @@
+CREATE TABLE t (id int);
+COMMIT;
+CREATE TABLE u (id int);

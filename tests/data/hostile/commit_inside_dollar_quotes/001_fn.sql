@@ -1,0 +1,6 @@
+CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $body$
+BEGIN
+  RETURN 'COMMIT; BEGIN;';
+END
+$body$;
+DO $$ BEGIN PERFORM f(); END $$;

@@ -1,0 +1,2 @@
+-- pgship:no-transactions
+CREATE TABLE t (id int);

@@ -1,0 +1,5 @@
+BEGIN;
+BEGIN;
+CREATE TABLE t (id int);
+COMMIT;
+COMMIT;

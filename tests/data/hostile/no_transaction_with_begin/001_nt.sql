@@ -1,0 +1,4 @@
+-- pgship:no-transaction
+BEGIN;
+CREATE TABLE t (id int);
+COMMIT;

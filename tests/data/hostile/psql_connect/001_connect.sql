@@ -1,0 +1,2 @@
+\c other_database
+CREATE TABLE t (id int);

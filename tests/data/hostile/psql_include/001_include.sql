@@ -1,0 +1,2 @@
+CREATE TABLE t (id int);
+\i 002_other.sql

@@ -1,0 +1,2 @@
+BEGIN;
+CREATE TABLE u (id int);

@@ -1,0 +1,3 @@
+CREATE TABLE t (id int);
+/* TODO
+CREATE TABLE u (id int);
