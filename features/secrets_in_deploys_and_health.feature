@@ -18,15 +18,17 @@ Feature: No secrets in deploy logs and health responses
 
   @blocker @allure.label.story:No_passwords_in_deploy_logs @allure.link.docs:security
   Scenario: No deploy log, JSON report, script output or report attachment contains the database password
-    The build script prints the database URL it was given, as careless
-    scripts do. One release deploys, one fails on a migration, and one
-    cannot reach the database; each deploy runs once as text, once as JSON.
+    The build script prints the database URL it was given, and the start
+    command has it written into its command line, as careless ones do. One
+    release deploys, one fails on a migration, and one cannot reach the
+    database; each deploy runs once as text, once as JSON.
 
     Given a database at release 1
     And the release's build script prints the database URL
+    And the release's start command has the database URL written into it
     When the deploy pipeline ships release 2, as text and as JSON
     And the deploy pipeline ships release 4, in which migration 003 fails, as text and as JSON
     And the deploy pipeline ships release 4 to a database that never comes up, as text and as JSON
-    Then the deploys printed the build's output with the password masked
+    Then the deploy logs show the build's output and the start command with the password masked
     And nothing the deploys printed or wrote contains the password
     And no report attachment of this scenario contains the password
