@@ -34,7 +34,7 @@ Feature: Health checks
     Then /health/database answers 200 with status "pass"
     And the details show <count> migrations shipped, the latest <latest>
 
-    Examples:
+    Examples: Releases with more and fewer migration files
       | release | count | latest |
       | 1       | 1     | 001    |
       | 4       | 4     | 005    |

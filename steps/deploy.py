@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -433,22 +432,9 @@ def nothing_contains_password(context: Any) -> None:
 
 @then("no report attachment of this scenario contains the password")
 def no_password_in_report(context: Any) -> None:
-    folder = _results_dir(context)
-    since = context.world.facts["scan_from"]
-    written = [p for p in folder.glob("*-attachment*") if p.stat().st_mtime >= since - 1]
-    assert len(written) >= len(context.world.facts["pipelines"]), f"expected attachments in {folder}"
+    written = attachments.files_written_since(context._runner, context.world.facts["scan_from"])
+    assert len(written) >= len(context.world.facts["pipelines"]), "fewer attachments than deploys"
     for path in written:
         text = path.read_text(encoding="utf-8", errors="replace")
         for secret in _password_forms(context):
             assert secret not in text, f"the report attachment {path.name} contains the password"
-
-
-def _results_dir(context: Any) -> Path:
-    """Where this run's Allure formatter writes; without one there is nothing to scan."""
-    for formatter in getattr(context._runner, "formatters", []):
-        folder = getattr(formatter, "results_dir", None)
-        if folder is not None:
-            return Path(folder)
-    raise AssertionError(
-        "the Allure formatter is not active in this run, so there are no attachments to scan"
-    )
