@@ -56,3 +56,18 @@ def attach_json(name: str, document: Any) -> None:
         document if isinstance(document, str) else json.dumps(document, indent=2, sort_keys=True, default=str)
     )
     allure.attach(_scrubber(text), name=name, attachment_type=AttachmentType.JSON)
+
+
+def files_written_since(runner: Any, since: float) -> list[Path]:
+    """The attachment files this run's Allure formatter wrote from ``since`` (a ``time.time()``) on.
+
+    For scenarios that check what the report itself shows. Fails when no Allure
+    formatter is active: an empty list would make such a check pass vacuously.
+    """
+    for formatter in getattr(runner, "formatters", []):
+        folder = getattr(formatter, "results_dir", None)
+        if folder is not None:
+            return [path for path in Path(folder).glob("*-attachment*") if path.stat().st_mtime >= since - 1]
+    raise AssertionError(
+        "the Allure formatter is not active in this run, so there are no attachments to scan"
+    )
