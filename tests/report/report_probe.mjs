@@ -19,7 +19,8 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // tall enough that the tree, which renders only rows in view, renders every row
+  const page = await browser.newPage({ viewport: { width: 1400, height: 8000 } });
   const consoleErrors = [];
   page.on("console", (msg) => { if (msg.type() === "error") consoleErrors.push(msg.text()); });
   page.on("pageerror", (err) => consoleErrors.push(String(err)));
@@ -36,7 +37,7 @@ try {
 
   // Expand every closed group (its arrow icon lacks the "--opened" class; Allure opens some groups
   // itself, e.g. those holding failures, and clicking an open group would close it).
-  for (let round = 0; round < 50; round++) {
+  for (let round = 0; round < 1000; round++) {
     const closed = await page.$$eval("[data-testid=tree-section]", (els) => els
       .filter((e) => !/arrow-button-icon--opened/.test(e.querySelector("[data-testid=tree-arrow] svg")?.getAttribute("class") ?? ""))
       .map((e) => e.getAttribute("data-tree-node-id")));

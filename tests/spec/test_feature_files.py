@@ -60,6 +60,8 @@ def test_each_scenario_is_labelled_and_links_to_a_section_of_the_guide(feature, 
 def test_each_feature_has_a_narrative(path: Path) -> None:
     description = [line.strip().lower() for line in parse_file(str(path)).description]
     # the report's formatter recognises the narrative by these openings (allure_formatter._NARRATIVE_STARTS)
-    assert description[0].startswith(("as a ", "as an ")), f"{path.name}: starts {description[0]!r}"
+    assert description[0].startswith(("as a ", "as an ", "as the ")), (
+        f"{path.name}: starts {description[0]!r}"
+    )
     assert description[1].startswith("i want "), f"{path.name}: second line {description[1]!r}"
     assert description[2].startswith("so that "), f"{path.name}: third line {description[2]!r}"

@@ -79,7 +79,7 @@ def scenario_description(scenario: Any) -> str:
     return "\n\n".join(parts)
 
 
-_NARRATIVE_STARTS = ("as a", "as an", "i want", "so that", "in order to")
+_NARRATIVE_STARTS = ("as a", "as an", "as the", "i want", "so that", "in order to")
 
 
 def _split_narrative(lines: list[str]) -> tuple[list[str], list[str]]:
