@@ -120,6 +120,7 @@ class Runner:
     ) -> None:
         self.conn = conn
         self.table = table
+        self._record: tracking.RecordTemplate | None = None  # composed on the first migration
         self._lock_key = table.lock_key  # from the configured name: every runner computes the same key
         self.options = options or RunOptions()
         self.emit = on_event or _ignore
@@ -412,37 +413,46 @@ class Runner:
     def _apply_in_transaction(
         self, migration: MigrationFile, script: Script, applied_by: str
     ) -> AppliedRecord:
+        """BEGIN, the statements, the tracking row and COMMIT, pipelined: one round trip.
+
+        Each statement is still its own protocol message, so the server says which one
+        failed: its cursor is the first without a result. The server times the migration
+        (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
+        the statements have run.
+        """
         import psycopg
         from psycopg import errors as pgerrors
-        from psycopg import sql
 
+        if self._record is None:
+            self._record = tracking.RecordTemplate(self.table, self.conn)
+        record = self._record.render(
+            version=migration.version.text,
+            name=migration.name,
+            checksum=migration.checksum,
+            applied_by=applied_by,
+        )
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
         for attempt in range(1, attempts + 1):
-            current: Statement | None = None
-            committing = False  # a connection lost during COMMIT leaves the outcome unknown; before it, not
+            cursors: list[tuple[Statement, Any]] = []
+            record_cursor: Any = None
             started = time.perf_counter()
             try:
-                self.conn.execute(self._begin(lock_timeout))
-                for statement in script.statements:
-                    current = statement
-                    self.conn.execute(statement.text)
-                current = None
+                with self.conn.pipeline():
+                    for setting in self._begin(lock_timeout):
+                        self.conn.execute(setting)
+                    for statement in script.statements:
+                        cursors.append((statement, self.conn.execute(statement.text)))
+                    record_cursor = self.conn.execute(record)
+                    self.conn.execute("COMMIT")
+                    for setting in self._session_defaults().split("; "):
+                        self.conn.execute(setting)
                 elapsed = _ms_since(started)
-                record = tracking.record_statement(
-                    self.table,
-                    version=migration.version.text,
-                    name=migration.name,
-                    checksum=migration.checksum,
-                    execution_ms=elapsed,
-                    applied_by=applied_by,
-                )
-                committing = True
-                self.conn.execute(sql.Composed([record, sql.SQL("; COMMIT; " + self._session_defaults())]))
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
             except pgerrors.LockNotAvailable as exc:
+                current = _failed_statement(cursors)
                 self._rollback()
                 if attempt == attempts:
                     raise self._lock_failure(migration, current, exc, attempt, lock_timeout) from None
@@ -458,6 +468,10 @@ class Runner:
                 time.sleep(self.options.retry_pause_s)
                 lock_timeout *= 2
             except psycopg.Error as exc:
+                current = _failed_statement(cursors)
+                # the statements and the row all answered: the failure came with COMMIT (a deferred
+                # constraint, or the connection lost while committing: then the outcome is unknown)
+                committing = current is None and record_cursor is not None and _has_result(record_cursor)
                 self._rollback()
                 raise self._failure(migration, current, exc, partial=False, at_commit=committing) from None
             except KeyboardInterrupt:
@@ -570,11 +584,11 @@ class Runner:
             )
         )
 
-    def _begin(self, lock_timeout_s: float) -> str:
+    def _begin(self, lock_timeout_s: float) -> list[str]:
         parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
-        return "; ".join(parts)
+        return parts
 
     def _session_timeouts(self, lock_timeout_s: float | None) -> str:
         lock = f"'{int(lock_timeout_s * 1000)}ms'" if lock_timeout_s else "0"
@@ -709,6 +723,18 @@ class Runner:
 
 #: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
 _ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
+
+
+def _has_result(cursor: Any) -> bool:
+    return cursor.pgresult is not None
+
+
+def _failed_statement(cursors: list[tuple[Statement, Any]]) -> Statement | None:
+    """The statement a pipelined migration failed at: the first whose cursor got no result."""
+    for statement, cursor in cursors:
+        if not _has_result(cursor):
+            return statement
+    return None
 
 
 def raise_refusals(plan: Plan) -> None:

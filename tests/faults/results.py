@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 TRIALS_ENV = "PGSHIP_FAULT_TRIALS"
 RESULTS_ENV = "PGSHIP_FAULT_RESULTS"
 SHORT_KILL_TRIALS = (
-    4  # one per aimed kind of kill point (inside/between statements, migrations, no-transaction)
+    4  # one per aimed kind of kill point (inside a statement, between migrations, no-transaction, anywhere)
 )
 FULL_KILL_TRIALS = 60
 
