@@ -104,6 +104,9 @@ def _pinned_npm_version(package: str) -> str:
 
 
 def _output(command: list[str], **kwargs: object) -> str:
+    """What a command printed, or "" when it failed or is not installed (yet)."""
+    if not shutil.which(command[0]):
+        return ""
     result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     return (result.stdout + result.stderr).strip() if result.returncode == 0 else ""
 
@@ -195,6 +198,15 @@ def install_peers(log: Callable[[str], None]) -> Toolbox:
     box.yoyo, box.versions["yoyo-migrations"] = ensure_yoyo(log)
     box.pgship = find_pgship()
     if box.pgship is not None:
+        # as `pip install` does for an installed package (and for psycopg, which the Python floor
+        # imports): an editable checkout run with PYTHONDONTWRITEBYTECODE would recompile every run
+        import pgship
+
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(Path(pgship.__file__).parent)],
+            check=True,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        )
         box.versions["pgship"] = _output([sys.executable, "-c", "import pgship; print(pgship.__version__)"])
     box.versions["python"] = sys.version.split()[0]
     box.versions["node"] = _output(["node", "--version"])

@@ -1,5 +1,5 @@
 """Allow ``python -m pgship``."""
 
-from pgship.cli import main
+from pgship.cli import run
 
-raise SystemExit(main())
+run()

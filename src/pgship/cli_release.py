@@ -53,7 +53,8 @@ requests arrive, the database sees at most one check per cache period.
 
 
 def add_serve(add: AddCommand) -> None:
-    from pgship.health import DEFAULT_CACHE_TTL_S, DEFAULT_CHECK_TIMEOUT_S
+    from pgship.config import HEALTH_CACHE_TTL_S as DEFAULT_CACHE_TTL_S
+    from pgship.config import HEALTH_CHECK_TIMEOUT_S as DEFAULT_CHECK_TIMEOUT_S
 
     serve = add("serve", "serve the health endpoints over HTTP", SERVE_DESCRIPTION)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -91,7 +92,11 @@ def add_serve(add: AddCommand) -> None:
 
 
 def cmd_serve(ctx: Context) -> int:
+    import gc
+
     import uvicorn
+
+    gc.enable()  # `pgship` runs with the collector off (cli.run): a server lives long enough to need it
 
     from pgship.health import create_app
 

@@ -14,6 +14,9 @@ from pgship.errors import UsageError
 from pgship.history import DEFAULT_TABLE
 
 DEFAULT_MIGRATIONS_DIR = "docker/postgres/migrations"
+#: Health check defaults, here so `pgship --help` does not import the web stack to show them.
+HEALTH_CACHE_TTL_S = 2.0
+HEALTH_CHECK_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)

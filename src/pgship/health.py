@@ -52,8 +52,9 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 MEDIA_TYPE = "application/health+json"
-DEFAULT_CACHE_TTL_S = 2.0
-DEFAULT_CHECK_TIMEOUT_S = 2.0
+from pgship.config import HEALTH_CACHE_TTL_S as DEFAULT_CACHE_TTL_S  # noqa: E402 - re-exported
+from pgship.config import HEALTH_CHECK_TIMEOUT_S as DEFAULT_CHECK_TIMEOUT_S  # noqa: E402
+
 SCHEMA_TIMEOUT_S = 30.0  # ?schema=1: the first request replays the migrations (about a second)
 APPLICATION_NAME = "pgship-health"
 PASS, WARN, FAIL = "pass", "warn", "fail"

@@ -71,7 +71,7 @@ class TrackingTable:
         return int.from_bytes(digest[:8], "big", signed=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppliedMigration:
     """One row of the tracking table."""
 
@@ -196,7 +196,7 @@ def _collect(history: History, rows: Iterable[tuple[Any, ...]]) -> None:
         previous = merged.get(version)
         if previous is None or (previous.checksum is None and checksum is not None):
             merged[version] = row
-    history.rows = sorted(merged.values(), key=lambda r: r.version)
+    history.rows = sorted(merged.values(), key=lambda r: r.version.key)
 
 
 def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:

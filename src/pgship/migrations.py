@@ -9,6 +9,7 @@ files for ``migrate``, all of them for ``verify``), because parsing costs more.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from functools import total_ordering
@@ -41,7 +42,7 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        if not _VERSION.fullmatch(text):
+        if not (text.isdigit() and text.isascii()) and not _VERSION.fullmatch(text):  # fast path: "017"
             raise ValueError(f"{text!r} is not a version (digits, optionally dotted, like 017 or 017.1)")
         parts = tuple(int(part) for part in text.split("."))
         key = list(parts)
@@ -88,19 +89,24 @@ def checksum_of(text: str) -> str:
     return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MigrationFile:
-    """One ``<version>_<name>.sql`` file, read and checksummed but not yet parsed."""
+    """One ``<version>_<name>.sql`` file, read and checksummed but not yet parsed.
+
+    Slotted, with the directory shared rather than a ``Path`` per file: a release of ten
+    thousand migrations stays small in memory.
+    """
 
     version: Version
     name: str
-    path: Path
+    directory: Path
+    filename: str
     text: str  # normalised
     checksum: str
 
     @property
-    def filename(self) -> str:
-        return self.path.name
+    def path(self) -> Path:
+        return self.directory / self.filename
 
 
 @dataclass
@@ -144,8 +150,9 @@ def discover(directory: Path | str) -> Discovery:
     problems: list[Problem] = []
     warnings: list[str] = []
     found: list[MigrationFile] = []
-    try:
-        entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    try:  # scandir: the directory listing already says which entries are files (no stat each)
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         raise InvalidMigrations(
             [Problem(str(directory), f"cannot list the directory: {exc.strerror}", "Check its permissions.")]
@@ -171,14 +178,25 @@ def discover(directory: Path | str) -> Discovery:
                 )
             )
             continue
-        text = _read_text(entry, problems)
+        if not entry.is_file() and not (entry.is_symlink() and not os.path.exists(entry.path)):
+            # a FIFO or a device would block or never end (a broken link is reported as unreadable)
+            problems.append(
+                Problem(
+                    printable_name(entry.name),
+                    "not a regular file (a pipe, socket or device), so it cannot be a migration",
+                    "Replace it with a regular file holding the SQL, or remove it.",
+                )
+            )
+            continue
+        text = _read_text(entry.path, entry.name, problems)
         if text is None:
             continue
         found.append(
             MigrationFile(
                 version=Version.parse(match["version"]),
                 name=match["name"],
-                path=entry,
+                directory=directory,
+                filename=entry.name,
                 text=text,
                 checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
             )
@@ -187,38 +205,32 @@ def discover(directory: Path | str) -> Discovery:
     problems.extend(_duplicate_problems(found))
     if problems:
         raise InvalidMigrations(problems)
-    found.sort(key=lambda m: m.version)
+    found.sort(key=lambda m: m.version.key)
     return Discovery(directory, found, warnings)
 
 
-def _read_text(path: Path, problems: list[Problem]) -> str | None:
-    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
-        problems.append(
-            Problem(
-                path.name,
-                "not a regular file (a pipe, socket or device), so it cannot be a migration",
-                "Replace it with a regular file holding the SQL, or remove it.",
-            )
-        )
-        return None
+def _read_text(path: str, name: str, problems: list[Problem]) -> str | None:
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as file:
+            raw = file.read()
     except OSError as exc:
         problems.append(
             Problem(
-                path.name,
+                name,
                 f"cannot read the file: {exc.strerror or exc}",
                 "Check that it exists (not a broken link) and is readable by the user running pgship.",
             )
         )
         return None
+    if raw.isascii() and b"\r" not in raw and b"\x00" not in raw:
+        return raw.decode("ascii")  # the common case, already normalised: skip the checks below
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         problems.append(
             Problem(
-                path.name,
+                name,
                 f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
                 "Save the file as UTF-8 (for example: iconv -f latin1 -t utf-8).",
                 line=line,
@@ -229,7 +241,7 @@ def _read_text(path: Path, problems: list[Problem]) -> str | None:
         offset = decoded.index("\x00")
         problems.append(
             Problem(
-                path.name,
+                name,
                 f"the file contains a NUL byte (offset {offset}): PostgreSQL cannot take it, and the SQL "
                 "parser would silently stop reading there",
                 "Save the file as UTF-8 text; NUL bytes usually mean a UTF-16 file or pasted binary data.",
@@ -241,12 +253,13 @@ def _read_text(path: Path, problems: list[Problem]) -> str | None:
 
 
 def _duplicate_problems(found: list[MigrationFile]) -> list[Problem]:
-    by_version: dict[Version, list[MigrationFile]] = {}
+    by_version: dict[tuple[int, ...], list[MigrationFile]] = {}
     for migration in found:
-        by_version.setdefault(migration.version, []).append(migration)
+        by_version.setdefault(migration.version.key, []).append(migration)
     problems = []
-    for version, files in sorted(by_version.items()):
+    for _, files in sorted(by_version.items()):
         if len(files) > 1:
+            version = files[0].version
             names = ", ".join(m.filename for m in files)
             problems.append(
                 Problem(

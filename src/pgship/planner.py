@@ -29,7 +29,7 @@ class State(StrEnum):
 IN_SYNC_STATES = frozenset({State.APPLIED, State.NO_CHECKSUM})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanEntry:
     """One version in the plan, with its file and its tracking row where they exist."""
 
@@ -91,14 +91,16 @@ def make_plan(
     allow_missing: bool = False,
 ) -> Plan:
     """Classify every version and decide what ``migrate`` applies (in version order)."""
-    files = discovery.by_version()
-    applied = history.by_version()
-    newest_applied = max(applied) if applied else None
-    newest_file = max(files) if files else None
+    # keyed by the versions' comparison keys (plain tuples): hashing them costs nothing in Python
+    files = {m.version.key: m for m in discovery.migrations}
+    applied = {r.version.key: r for r in history.rows}
+    newest_applied = history.rows[-1].version if history.rows else None  # rows come sorted
+    newest_file = max((m.version for m in discovery.migrations), key=_key, default=None)
 
     entries = []
-    for version in sorted(set(files) | set(applied)):
-        file, row = files.get(version), applied.get(version)
+    for key in sorted(files.keys() | applied.keys()):
+        file, row = files.get(key), applied.get(key)
+        version = file.version if file is not None else row.version  # type: ignore[union-attr]
         entries.append(PlanEntry(version, _state(file, row, newest_applied, newest_file), file, row))
     plan = Plan(entries)
 
@@ -158,6 +160,10 @@ def make_plan(
     ]
     plan.to_adopt = [e.file for e in plan.with_state(State.NO_CHECKSUM) if e.file]
     return plan
+
+
+def _key(version: Version) -> tuple[int, ...]:
+    return version.key
 
 
 def _state(

@@ -73,7 +73,7 @@ def _ignore(_: Event) -> None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class AppliedRecord:
     """A migration this run applied."""
 

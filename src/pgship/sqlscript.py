@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,7 @@ class Statement:
         return self.source[self.start : self.end].rstrip()
 
 
-@dataclass
+@dataclass(slots=True)
 class Script:
     """A parsed migration: what to execute, how, and what is wrong with it."""
 
@@ -99,7 +100,7 @@ def analyse(text: str) -> Script:
         start = tokens[first].start if first < len(tokens) else location
         end = location + length
         ((node_type, node),) = raw["stmt"].items()
-        statement = Statement(text, start, end, lines.line(start), node_type)
+        statement = Statement(text, start, end, lines.line(start), sys.intern(node_type))
         statements.append((statement, node))
 
     _check_statements(script, statements)

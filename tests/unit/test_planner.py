@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pgship.history import AppliedMigration, History
 from pgship.migrations import Discovery, MigrationFile, Version, checksum_of
@@ -15,15 +16,9 @@ def files(*specs: str) -> Discovery:
         version, _, name = spec.partition("_")
         text = f"-- {spec}\nSELECT 1;\n"
         migrations.append(
-            MigrationFile(
-                Version.parse(version),
-                name,
-                __import__("pathlib").Path(f"{spec}.sql"),
-                text,
-                checksum_of(text),
-            )
+            MigrationFile(Version.parse(version), name, Path("."), f"{spec}.sql", text, checksum_of(text))
         )
-    return Discovery(__import__("pathlib").Path("."), sorted(migrations, key=lambda m: m.version))
+    return Discovery(Path("."), sorted(migrations, key=lambda m: m.version))
 
 
 def history(
