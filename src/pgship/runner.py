@@ -278,16 +278,7 @@ class Runner:
             for migration in discovery.migrations:
                 if migration.version > version or migration.version in applied:
                     continue
-                self.conn.execute(
-                    tracking.record_statement(
-                        self.table,
-                        version=migration.version.text,
-                        name=migration.name,
-                        checksum=migration.checksum,
-                        execution_ms=None,
-                        applied_by=applied_by,
-                    )
-                )
+                self._record_applied(migration, None, applied_by)
                 recorded.append(str(migration.version))
                 self.emit(Event("baselined", f"recorded {migration.filename} as applied (not run)"))
         return recorded
@@ -526,16 +517,7 @@ class Runner:
                         raise self._failure(migration, statement, exc, partial=True) from None
                 executed += 1
             elapsed = _ms_since(started)
-            self.conn.execute(
-                tracking.record_statement(
-                    self.table,
-                    version=migration.version.text,
-                    name=migration.name,
-                    checksum=migration.checksum,
-                    execution_ms=elapsed,
-                    applied_by=applied_by,
-                )
-            )
+            self._record_applied(migration, elapsed, applied_by)
             return AppliedRecord(str(migration.version), migration.name, migration.filename, elapsed)
         except KeyboardInterrupt:
             raise Interrupted(
@@ -581,6 +563,19 @@ class Runner:
                 f"{migration.filename}: dropped the INVALID index {row[0]}.{row[1]} an interrupted build "
                 "left behind; building it again",
                 {"version": str(migration.version), "index": f"{row[0]}.{row[1]}"},
+            )
+        )
+
+    def _record_applied(self, migration: MigrationFile, execution_ms: int | None, applied_by: str) -> None:
+        """Write (or complete) the migration's tracking row, on its own (autocommit)."""
+        self.conn.execute(
+            tracking.record_statement(
+                self.table,
+                version=migration.version.text,
+                name=migration.name,
+                checksum=migration.checksum,
+                execution_ms=execution_ms,
+                applied_by=applied_by,
             )
         )
 
