@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
     from pgship.config import Settings
 
-STAGES = ("wait", "verify", "build", "migrate", "start", "health")
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 DEFAULT_START_LOG = Path(".pgship/start.log")
 
