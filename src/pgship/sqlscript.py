@@ -26,6 +26,7 @@ from pgship.errors import Problem
 NO_TRANSACTION = "no-transaction"
 KNOWN_DIRECTIVES = frozenset({NO_TRANSACTION})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NEWLINE = re.compile("\n")
 _DIRECTIVE = re.compile(r"^--\s*pgship\s*:\s*(?P<name>\S+)\s*$")
 _MARK_FIX = (
     "Move it to a migration file of its own whose first line is `-- pgship:no-transaction`; "
@@ -111,7 +112,7 @@ class _LineIndex:
     """Maps character offsets to 1-based line numbers."""
 
     def __init__(self, text: str) -> None:
-        self._newlines = [i for i, char in enumerate(text) if char == "\n"]
+        self._newlines = [match.start() for match in _NEWLINE.finditer(text)]
 
     def line(self, offset: int) -> int:
         return bisect_right(self._newlines, offset - 1) + 1
