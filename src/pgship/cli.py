@@ -525,8 +525,10 @@ def cmd_verify(ctx: Context) -> int:
     payload["status"] = "failed" if failed else "ok"
     if not ctx.out.as_json:
         ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
-        if plan is not None and not refusals:
+        if plan is not None and not refusals and plan.applied_count:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
+        elif plan is not None and not refusals:
+            ctx.out.line("The database has no applied migration yet: nothing to compare.")
         for refusal in refusals:
             ctx.out.line(f"error: {refusal['message']}\n  {refusal['hint']}")
         _render_findings(ctx.out, findings, lint_error)
