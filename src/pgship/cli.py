@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgship import __version__, config
-from pgship.database import ConnectAttempt, connect, describe, passwords_in
+from pgship.database import ConnectAttempt, check_url, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
@@ -546,6 +546,7 @@ def _replay_options(ctx: Context) -> ReplayOptions:
 
     url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
     ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
+    check_url(url)
     return ReplayOptions(
         url=url,
         pg_version=ctx.args.replay_pg_version,
@@ -934,6 +935,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             table=getattr(args, "table", None),
         )
         out.secrets = passwords_in(settings.database_url)
+        if args.command != "new" and not getattr(args, "no_database", False):
+            check_url(settings.database_url)  # a malformed URL is bad input (exit 2), before anything runs
         ctx = Context(args, settings, out)
         return int(COMMANDS[args.command](ctx))
     except PgshipError as error:

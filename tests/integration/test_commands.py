@@ -173,3 +173,44 @@ def test_the_legacy_runner_script_reads_db_variables(database_url):
         timeout=60,
     )
     assert failed.returncode == 3 and "not-the-password" not in failed.stdout + failed.stderr
+
+
+MALFORMED_URLS = [
+    "postgresql//app:Pw-Canary-13@127.0.0.1/app",
+    "postgresql:/app:Pw-Canary-13@127.0.0.1/app",
+    "postgresql://app:Pw-Canary-13 x@127.0.0.1/app",
+    "postgresql://app:Pw-Canary-13#x@127.0.0.1/app",
+    "postgresql://app:Pw-Canary-13?x@127.0.0.1/app",
+    "postgresql://app:Pw-Canary-13@127.0.0.1:5x432/app",
+]
+EVERY_DATABASE_COMMAND = [
+    ["status"],
+    ["migrate"],
+    ["plan"],
+    ["verify"],
+    ["diff"],
+    ["baseline", "001"],
+    ["repair"],
+    ["wait"],
+    ["deploy", "--wait", "1"],
+    ["serve", "--port", "1"],
+]
+
+
+def test_a_malformed_url_is_refused_by_every_command_as_bad_input_without_showing_the_password(
+    cli, migrations
+):
+    migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    for url in MALFORMED_URLS:
+        for command in EVERY_DATABASE_COMMAND:
+            for output in ([], ["--json"]):
+                result = cli("-d", url, "-m", str(migrations), *output, *command)
+                shown = f"{url} {' '.join(output + command)}:\n{result.output}"
+                assert result.code == 2, shown
+                assert "not a valid postgresql:// URL" in result.output, shown
+                assert "Canary" not in result.output and "bug in pgship" not in result.output, shown
+                if output:
+                    assert json.loads(result.stdout)["status"] == "invalid", shown
+    # DATABASE_URL is read the same way
+    env_result = cli("-m", str(migrations), "status", env={"DATABASE_URL": MALFORMED_URLS[0]})
+    assert env_result.code == 2 and "Canary" not in env_result.output
