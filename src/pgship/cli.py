@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, check_url, connect, describe, passwords_in
@@ -88,7 +88,7 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 def _wait_option(parser: argparse.ArgumentParser, default: float = 0.0) -> None:
     parser.add_argument(
         "--wait",
-        type=_seconds,
+        type=wait_seconds,
         default=default,
         metavar="SECONDS",
         help=f"wait up to SECONDS for the database to accept connections (default: {default:g})",
@@ -118,7 +118,7 @@ def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) 
     )
     parser.add_argument(
         "--replay-pg-version",
-        type=int,
+        type=_integer_type(1, what="major version"),
         metavar="N",
         default=None,
         help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
@@ -136,28 +136,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """How patient a migration run is (migrate, deploy)."""
     parser.add_argument(
         "--lock-wait",
-        type=_seconds,
+        type=wait_seconds,
         default=RunOptions.lock_wait_s,
         metavar="SECONDS",
         help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
     )
     parser.add_argument(
         "--lock-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=RunOptions.lock_timeout_s,
         metavar="SECONDS",
         help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
     )
     parser.add_argument(
         "--lock-retries",
-        type=int,
+        type=retry_count,
         default=RunOptions.lock_retries,
         metavar="N",
         help="retries after a lock timeout (default: %(default)d)",
     )
     parser.add_argument(
         "--statement-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=None,
         metavar="SECONDS",
         help="statement_timeout for migrations (default: none)",
@@ -182,8 +182,24 @@ def _lint_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
     parser.add_argument("--lint-strict", action="store_true", help="lint findings fail the command (exit 2)")
 
 
+class BadArguments(Exception):
+    """The command line cannot be parsed (raised instead of argparse's print-and-exit)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that an error is raised, so ``main`` reports it like any bad input (JSON too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadArguments(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pgship",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -311,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Poll the database until it accepts a connection (exit 0) or the time runs out (exit 3).",
     )
     wait.add_argument(
-        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default: %(default)g"
+        "--timeout", type=wait_seconds, default=60.0, metavar="SECONDS", help="default: %(default)g"
     )
 
     for extension in _EXTENSIONS:
@@ -319,14 +335,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text.rstrip("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+def _seconds_type(*, zero_allowed: bool) -> Callable[[str], float]:
+    """An argparse type for a duration: a finite number of seconds (``1.5`` or ``1.5s``).
+
+    ``zero_allowed`` for waits (0: try once, do not wait); timeouts must be at least 1 ms, since
+    PostgreSQL counts them in milliseconds and a 0 there means *no* timeout at all.
+    """
+
+    def parse(text: str) -> float:
+        import math
+
+        try:
+            value = float(text.strip().removesuffix("s"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+        if zero_allowed and value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
+        if not zero_allowed and value < 0.001:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0.001 seconds (1 ms)")
+        return value
+
+    parse.__name__ = "seconds"  # argparse names the type in "invalid seconds value"
+    return parse
+
+
+def _integer_type(minimum: int, maximum: int | None = None, what: str = "number") -> Callable[[str], int]:
+    """An argparse type for a whole number within bounds."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            raise argparse.ArgumentTypeError(f"{text!r}: the {what} must be {bounds}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+#: The types of every numeric option of every command, checked while parsing: before anything connects.
+wait_seconds = _seconds_type(zero_allowed=True)  # --wait, --lock-wait, --cache-ttl: 0 means "do not wait"
+timeout_seconds = _seconds_type(zero_allowed=False)  # --lock-timeout, --statement-timeout, other timeouts
+retry_count = _integer_type(0, what="count")  # --lock-retries: 0 means one attempt, no retry
+port_number = _integer_type(1, 65535, what="port")
 
 
 # -- commands ----------------------------------------------------------------------
@@ -922,7 +978,10 @@ def run() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one pgship command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadArguments as bad:
+        return _bad_arguments(bad, list(sys.argv[1:] if argv is None else argv))
     as_json = bool(getattr(args, "json", False))
     out = Output(as_json=as_json)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -958,6 +1017,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.FAILED)
     finally:
         out.stop_progress()
+
+
+def _bad_arguments(bad: BadArguments, argv: list[str]) -> int:
+    """An unparsable command line: usage and the reason (or a JSON document), exit 2, nothing run."""
+    import os
+
+    secrets = {secret for arg in argv for secret in passwords_in(arg, environ={})}
+    out = Output(as_json="--json" in argv, secrets=[*secrets, *passwords_in(None, os.environ)])
+    if not out.as_json:
+        out.stderr.write(out.clean(bad.parser.format_usage()))
+    command = next((arg for arg in argv if arg in COMMANDS), None)
+    error = UsageError(
+        f"{bad.parser.prog}: {bad.message}", hint=f"See `{bad.parser.prog} --help`. Nothing was run."
+    )
+    out.error(error, {"command": command})
+    return int(ExitCode.INVALID)
 
 
 def _debug() -> bool:

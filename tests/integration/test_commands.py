@@ -214,3 +214,66 @@ def test_a_malformed_url_is_refused_by_every_command_as_bad_input_without_showin
     # DATABASE_URL is read the same way
     env_result = cli("-m", str(migrations), "status", env={"DATABASE_URL": MALFORMED_URLS[0]})
     assert env_result.code == 2 and "Canary" not in env_result.output
+
+
+# -- numeric options: nonsense values are bad input, refused before anything connects ------------------
+WAITING = ["status", "migrate", "plan", "verify", "diff", "baseline 001", "repair", "deploy", "wait"]
+BAD_NUMBERS = {  # option -> (commands, values refused)
+    "--wait": (WAITING, ["-1", "nan", "x"]),
+    "--timeout": (["wait"], ["-1", "inf"]),
+    "--lock-wait": (["migrate", "deploy"], ["-0.5", "inf"]),
+    "--lock-timeout": (["migrate", "deploy"], ["0", "0.0004", "-1"]),
+    "--lock-retries": (["migrate", "deploy"], ["-1", "1.5"]),
+    "--statement-timeout": (["migrate", "deploy"], ["0", "-2"]),
+    "--start-grace": (["deploy"], ["0", "-1"]),
+    "--health-timeout": (["deploy"], ["0", "-1"]),
+    "--cache-ttl": (["serve"], ["-1"]),
+    "--check-timeout": (["serve"], ["0"]),
+    "--port": (["serve"], ["0", "70000", "-1"]),
+    "--replay-pg-version": (["verify"], ["0", "-16"]),
+}  # fmt: skip
+
+
+def test_nonsense_numbers_for_any_option_are_refused_before_connecting(cli, migrations):
+    migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    closed = "postgresql://app@127.0.0.1:9/app"  # connecting would fail with exit 3, not 2
+    for option, (commands, values) in BAD_NUMBERS.items():
+        for command in commands:
+            for value in values:
+                for output in ([], ["--json"]):
+                    args = [
+                        "-d",
+                        closed,
+                        "-m",
+                        str(migrations),
+                        *output,
+                        *command.split(),
+                        f"{option}={value}",
+                    ]
+                    result = cli(*args)
+                    shown = f"pgship {' '.join(args)}:\n{result.output}"
+                    assert result.code == 2, shown
+                    assert option in result.output and "cannot connect" not in result.output, shown
+                    if output:
+                        assert json.loads(result.stdout)["error"]["kind"] == "usage", shown
+
+
+def test_every_numeric_option_of_every_command_uses_a_checked_type():
+    import argparse
+
+    from pgship.cli import build_parser, port_number, retry_count, timeout_seconds, wait_seconds
+
+    checked = {wait_seconds, timeout_seconds, retry_count, port_number}
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    unchecked = [
+        f"{name} {'/'.join(action.option_strings)}"
+        for name, sub in subparsers.choices.items()
+        for action in sub._actions
+        if action.type in (int, float)
+    ]
+    assert not unchecked, f"numeric options without bounds: {unchecked}"
+    lock_retries = next(
+        a for a in subparsers.choices["migrate"]._actions if "--lock-retries" in a.option_strings
+    )
+    assert lock_retries.type in checked
