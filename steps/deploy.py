@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from behave import given, then, when
 
@@ -100,6 +101,8 @@ def ship(
     """Run the pipeline for release ``number`` to the end and keep its result."""
     arguments = pipeline_arguments(context, number, wait_s=wait_s, accept_warn=accept_warn)
     cli = through_link(context.world)
+    if context.world.facts.get("wrong_password"):
+        cli = replace(cli, database_url=_with_wrong_password(cli.database_url))
     result = cli.run(*arguments, json_output=as_json, mode=SUBPROCESS, timeout=180)
     return remember(context, result)
 
@@ -140,6 +143,20 @@ def stage_outcomes(result: CommandResult) -> list[tuple[str, str]]:
             outcomes.append((current, end["outcome"].lower()))
             current = None
     return outcomes
+
+
+WRONG_PASSWORD = "Not-The-Password-6"
+
+
+def _with_wrong_password(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{WRONG_PASSWORD}@{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@given("the deploy's database URL has a wrong password")
+def wrong_password(context: Any) -> None:
+    context.world.facts["wrong_password"] = True
 
 
 @given("the release's build is broken")
@@ -349,6 +366,15 @@ def log_gave_up(context: Any) -> None:
         rf"^error: cannot connect to {re.escape(where)} after waiting \d+ s \(\d+ attempts\): ", stderr, re.M
     ), f"the error does not name {where} and the wait:\n{stderr}"
     assert "Check that the database is running and reachable" in stderr, stderr
+
+
+@then("the deploy log says the password was refused and that waiting will not help, without waiting")
+def log_refused_for_good(context: Any) -> None:
+    stderr = pipeline(context).stderr
+    assert "password authentication failed" in stderr, stderr
+    assert "waiting will not help" in stderr and "exit 6" in stderr, stderr
+    assert "database not ready" not in stderr and "after waiting" not in stderr, f"it waited:\n{stderr}"
+    assert WRONG_PASSWORD not in pipeline(context).output
 
 
 @then("the deploy log names the file of migration {version}, the line that failed and the database's reason")

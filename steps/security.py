@@ -27,7 +27,7 @@ EVERY_COMMAND = (
     ("repair",),
     ("baseline", "001"),
     ("diff",),
-    ("wait", "--timeout", "1"),
+    ("wait", "--wait", "1"),
 )
 
 WRONG_PASSWORD = "Wr0ng-Pa55word-f0r-the-scan"
@@ -65,13 +65,13 @@ def every_command(context: Any) -> None:
 def wrong_password_and_no_server(context: Any) -> None:
     world = context.world
     password = password_of(world.database_url) or ""
-    for url in (
-        _with_password(world.database_url, WRONG_PASSWORD),
-        _with_password(world.database_url, password, port=_closed_port()),
+    for url, code, meaning in (
+        (_with_password(world.database_url, WRONG_PASSWORD), 6, "refused for good"),
+        (_with_password(world.database_url, password, port=_closed_port()), 3, "unreachable"),
     ):
         for as_json in (False, True):
             result = world.cli.run("migrate", "-d", url, json_output=as_json)
-            assert result.exit_code == 3, f"expected exit code 3 (unreachable):\n{result.output}"
+            assert result.exit_code == code, f"expected exit code {code} ({meaning}):\n{result.output}"
 
 
 @then("none of their output contains a password")

@@ -45,7 +45,9 @@ settings: flags > environment (DATABASE_URL or PG* variables, PGSHIP_MIGRATIONS_
 PGSHIP_TABLE) > [tool.pgship] in pyproject.toml (migrations_dir, table).
 
 exit codes: 0 ok, 1 a migration or stage failed, 2 invalid input or refused (nothing
-changed), 3 database unreachable, 4 lock not acquired, 5 not in sync (status --check).
+changed), 3 database unreachable within the wait (worth retrying), 4 lock not acquired,
+5 not in sync (status --check, diff), 6 the database refused the connection for good
+(wrong password, no such database or role, a refused parameter: do not retry), 130 interrupted.
 
 examples:
   pgship status                      what is applied, what is pending
@@ -324,11 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     wait = add(
         "wait",
         "wait until the database accepts connections",
-        "Poll the database until it accepts a connection (exit 0) or the time runs out (exit 3).",
+        "Poll the database until it accepts a connection (exit 0) or --wait runs out (exit 3).\n"
+        "A wrong password, a missing database or role fails at once (exit 6): waiting will not help.",
     )
-    wait.add_argument(
-        "--timeout", type=wait_seconds, default=60.0, metavar="SECONDS", help="default: %(default)g"
-    )
+    _wait_option(wait, default=60.0)
+    # the name of this option before every other command's: still accepted, no longer shown
+    wait.add_argument("--timeout", dest="wait", type=wait_seconds, help=argparse.SUPPRESS)
 
     for extension in _EXTENSIONS:
         extension(add)
@@ -417,8 +420,7 @@ class Context:
                     f"{attempt.remaining_s:.0f} s more"
                 )
 
-        option = "--timeout" if self.args.command == "wait" else "--wait"
-        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry, wait_option=option)
+        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
         target = describe(self.settings.database_url)
@@ -738,7 +740,7 @@ def cmd_repair(ctx: Context) -> int:
 
 def cmd_wait(ctx: Context) -> int:
     started = time.monotonic()
-    with ctx.connect(wait_s=ctx.args.timeout) as conn:
+    with ctx.connect() as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
     waited = time.monotonic() - started
     if ctx.out.as_json:

@@ -207,7 +207,9 @@ left running, with its output in --start-log. Commands get DATABASE_URL, PGSHIP_
 PGSHIP_TABLE and PGSHIP_RELEASE_ID in their environment.
 
 exit codes: 0 deployed, 1 a migration, command or the health gate failed, 2 invalid or
-refused migration files, 3 database unreachable, 4 migration lock not acquired, 130 interrupted.
+refused migration files or options, 3 database unreachable within --wait, 4 migration lock not
+acquired, 6 the database refused the connection (password, database, role: waiting will not
+help), 130 interrupted.
 """
 
 

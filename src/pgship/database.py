@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from pgship.errors import DatabaseUnavailable, UsageError
+from pgship.errors import ConnectionRejected, DatabaseUnavailable, UsageError
 
 if TYPE_CHECKING:
     import psycopg
@@ -52,8 +52,6 @@ _PERMANENT_FAILURES = (
     "invalid channel_binding",
     "invalid gssencmode",
     "invalid require_auth",
-    "could not translate host name",
-    "failed to resolve host",
 )
 URL_HINT = (
     "Write it as postgresql://USER@HOST:5432/DBNAME with the password after USER and a colon, or in "
@@ -309,7 +307,10 @@ def connect(
 ) -> psycopg.Connection:
     """Connect, retrying transient failures for up to ``wait_s`` seconds.
 
-    Raises :class:`DatabaseUnavailable` (exit 3) with the last error, redacted.
+    Raises :class:`DatabaseUnavailable` (exit 3) with the last error, redacted, when the time runs
+    out; :class:`ConnectionRejected` (exit 6) at once when waiting cannot help (wrong password,
+    missing database or role, a parameter the server or libpq refuses); :class:`UsageError`
+    (exit 2) for a malformed URL, before trying.
     """
     import psycopg
 
@@ -337,7 +338,7 @@ def connect(
             elapsed = time.monotonic() - started
             remaining = wait_s - elapsed
             if is_permanent(message):
-                raise DatabaseUnavailable(
+                raise ConnectionRejected(
                     f"cannot connect to {describe(url)}: {message}",
                     hint=_permanent_hint(message),
                     attempts=attempt,
@@ -363,11 +364,15 @@ def connect(
 def _permanent_hint(message: str) -> str:
     lowered = message.lower()
     if "password" in lowered or "authentication" in lowered:
-        return "Check the user and password in DATABASE_URL (or PGUSER/PGPASSWORD); waiting will not help."
-    if "database" in lowered and "does not exist" in lowered:
-        return "Create the database first, or fix the database name in DATABASE_URL."
-    if "role" in lowered and "does not exist" in lowered:
-        return "Create the role, or fix the user name in DATABASE_URL."
-    if "pg_hba.conf" in lowered:
-        return "The server refuses this client: allow it in pg_hba.conf or connect as another user."
-    return "Fix the connection settings in DATABASE_URL; waiting will not help."
+        advice = "Check the user and password in DATABASE_URL (or PGUSER/PGPASSWORD)."
+    elif "database" in lowered and "does not exist" in lowered:
+        advice = "Create the database first, or fix the database name in DATABASE_URL."
+    elif "role" in lowered and "does not exist" in lowered:
+        advice = "Create the role, or fix the user name in DATABASE_URL."
+    elif "pg_hba.conf" in lowered:
+        advice = "The server refuses this client: allow it in pg_hba.conf or connect as another user."
+    elif "permission denied" in lowered:
+        advice = "Grant this user CONNECT on the database, or connect as another user."
+    else:
+        advice = "Fix the connection settings in DATABASE_URL (a parameter's value is refused)."
+    return f"{advice} The server answered and refused, so waiting will not help (exit 6: do not retry)."

@@ -20,10 +20,11 @@ Choices a real deploy needs, and why:
 * **commands get the deploy's settings in their environment** (``DATABASE_URL``,
   ``PGSHIP_MIGRATIONS_DIR``, ``PGSHIP_TABLE``, ``PGSHIP_RELEASE_ID``), so a start
   command never needs a password on its command line, where ``ps`` would show it.
-* **exit codes keep their meaning** (DESIGN.md): the deploy exits with the code of
-  the error that stopped it: 3 database unreachable (wait), 2 invalid or refused
-  files (verify), 4 migration lock not acquired, 1 a migration, a command or the
-  health gate failed, 130 interrupted.
+* **exit codes keep their meaning** (README.md): the deploy exits with the code of
+  the error that stopped it: 3 database unreachable within the wait, 6 the database
+  refused the connection for good (password, database, role), 2 invalid or refused
+  files, 4 migration lock not acquired, 1 a migration, a command or the health gate
+  failed, 130 interrupted.
 """
 
 from __future__ import annotations

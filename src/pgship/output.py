@@ -154,6 +154,7 @@ def status_for(error: PgshipError) -> str:
         "usage": "invalid",
         "replay_unavailable": "invalid",
         "database_unavailable": "unreachable",
+        "connection_rejected": "rejected",
         "lock_not_acquired": "locked",
         "interrupted": "interrupted",
     }.get(error.kind, "failed")

@@ -159,7 +159,7 @@ def test_no_password_in_any_output_of_any_command(probe, pg_server):
                 (["verify"], 0),
                 (["diff", "--replay-url", probe.url()], 5),  # 001 was baselined, never run: a difference
                 (["repair"], 0),
-                (["wait", "--timeout", "5"], 0),
+                (["wait", "--wait", "5"], 0),
                 (["new", "add_more"], 0),
             ]
             for command, expected in steps:
@@ -185,8 +185,8 @@ def test_no_password_when_commands_fail(probe, pg_server):
     wrong = ["-d", probe.url(WRONG_PASSWORD), "-m", str(directory)]
     unreachable = ["-d", probe.url(port=9), "-m", str(directory)]
     for output in ([], ["--json"]):
-        for command in [*database_commands, ["wait", "--timeout", "0.3"]]:
-            _run(probe, f"wrong password {command[0]}", [*wrong, *output, *command], {}, 3)
+        for command in [*database_commands, ["wait", "--wait", "0.3"]]:
+            _run(probe, f"wrong password {command[0]}", [*wrong, *output, *command], {}, 6)
             _run(probe, f"unreachable {command[0]}", [*unreachable, *output, *command], {}, 3)
         url = ["-d", probe.url(), "-m", str(directory)]
         _reset(probe)

@@ -172,7 +172,7 @@ def test_the_legacy_runner_script_reads_db_variables(database_url):
         text=True,
         timeout=60,
     )
-    assert failed.returncode == 3 and "not-the-password" not in failed.stdout + failed.stderr
+    assert failed.returncode == 6 and "not-the-password" not in failed.stdout + failed.stderr
 
 
 MALFORMED_URLS = [
@@ -277,3 +277,32 @@ def test_every_numeric_option_of_every_command_uses_a_checked_type():
         a for a in subparsers.choices["migrate"]._actions if "--lock-retries" in a.option_strings
     )
     assert lock_retries.type in checked
+
+
+def test_a_connection_the_server_refuses_for_good_exits_6_at_once_and_unreachable_stays_3(cli, pg_server):
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_server.admin_url)
+
+    def url(user=parts.username, password=pg_server.password, db=parts.path, query=""):
+        return urlunsplit((parts.scheme, f"{user}:{password}@{parts.hostname}:{parts.port}", db, query, ""))
+
+    cases = {
+        "wrong password": url(password="Wr0ng-Pw-13-9"),
+        "no such database": url(db="/no_such_database_139"),
+        "no such role": url(user="no_such_role_139"),
+        "a refused parameter": url(query="sslmode=bogus"),
+    }
+    for what, target in cases.items():
+        for command in (["status"], ["migrate"], ["wait"], ["deploy"]):
+            result = cli("-d", target, "--json", *command, "--wait", "30")
+            document = json.loads(result.stdout)
+            shown = f"{what}, {command}: {result.output}"
+            assert result.code == 6, shown
+            assert document["status"] == "rejected", shown
+            assert document["error"]["kind"] == "connection_rejected", shown
+            assert document["error"]["attempts"] == 1, shown  # refused at once: no pointless waiting
+            assert "waiting will not help" in document["error"]["hint"], shown
+            assert "Wr0ng-Pw-13-9" not in result.output and pg_server.password not in result.output
+    closed = url(password="x").replace(f":{parts.port}/", ":9/")
+    assert cli("-d", closed, "status", "--wait", "0").code == 3
