@@ -420,7 +420,9 @@ class Context:
                     f"{attempt.remaining_s:.0f} s more"
                 )
 
-        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry)
+        return connect(
+            self.settings.database_url, wait_s=wait, on_retry=on_retry, named=self.settings.has_database
+        )
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
         target = describe(self.settings.database_url)

@@ -304,13 +304,15 @@ def connect(
     on_retry: Callable[[ConnectAttempt], None] | None = None,
     autocommit: bool = True,
     wait_option: str = "--wait",
+    named: bool = True,
 ) -> psycopg.Connection:
     """Connect, retrying transient failures for up to ``wait_s`` seconds.
 
     Raises :class:`DatabaseUnavailable` (exit 3) with the last error, redacted, when the time runs
     out; :class:`ConnectionRejected` (exit 6) at once when waiting cannot help (wrong password,
     missing database or role, a parameter the server or libpq refuses); :class:`UsageError`
-    (exit 2) for a malformed URL, before trying.
+    (exit 2) for a malformed URL, before trying. ``named=False`` says that nothing named the
+    database (no URL, no ``PG*`` variable): the error then says so, and what libpq tried instead.
     """
     import psycopg
 
@@ -334,31 +336,65 @@ def connect(
                 f"the database URL is not usable: {_libpq_reason(str(exc))}", hint=URL_HINT
             ) from None
         except psycopg.OperationalError as exc:
-            message = scrub(str(exc).strip(), passwords_in(url))
+            message = tidy_message(scrub(str(exc), passwords_in(url)))
             elapsed = time.monotonic() - started
             remaining = wait_s - elapsed
+            target = describe(url) if named else _libpq_defaults()
             if is_permanent(message):
                 raise ConnectionRejected(
-                    f"cannot connect to {describe(url)}: {message}",
-                    hint=_permanent_hint(message),
+                    f"cannot connect to {target}: {message}",
+                    hint=_permanent_hint(message) if named else NAME_THE_DATABASE,
                     attempts=attempt,
                     waited_s=elapsed,
                 ) from None
             if remaining <= 0:
                 waited = f" after waiting {elapsed:.0f} s ({attempt} attempts)" if wait_s > 0 else ""
                 raise DatabaseUnavailable(
-                    f"cannot connect to {describe(url)}{waited}: {message}",
+                    f"cannot connect to {target}{waited}: {message}",
                     hint=(
                         "Check that the database is running and reachable from here "
                         f"(host, port, firewall), or wait longer with {wait_option} SECONDS."
-                    ),
+                    )
+                    if named
+                    else NAME_THE_DATABASE,
                     attempts=attempt,
                     waited_s=elapsed,
                 ) from None
             if on_retry:
-                on_retry(ConnectAttempt(attempt, elapsed, remaining, message))
+                first_line = (
+                    scrub(str(exc).strip().splitlines()[0], passwords_in(url)) if str(exc).strip() else ""
+                )
+                on_retry(ConnectAttempt(attempt, elapsed, remaining, first_line or message))
             time.sleep(min(delay, max(remaining, 0.0)))
             delay = min(delay * 1.6, 2.0)
+
+
+NAME_THE_DATABASE = (
+    "Name the database: export DATABASE_URL=postgresql://USER@HOST:5432/DBNAME (the password after "
+    "USER and a colon, or in PGPASSWORD), or pass -d URL (libpq's PGHOST, PGPORT, PGUSER and "
+    "PGDATABASE work too). No database at hand? `python -m pgship.testing` starts a throwaway one."
+)
+
+
+def tidy_message(message: str) -> str:
+    """A libpq message on one line: its hint lines start with a TAB, which JSON would show as ``\\t``."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return "".join(
+        line if i == 0 else (" " if lines[i - 1][-1] in ".?!:;," else ". ") + line
+        for i, line in enumerate(lines)
+    )
+
+
+def _libpq_defaults(environ: Mapping[str, str] | None = None) -> str:
+    """What libpq tries when nothing names the database, in words."""
+    env = os.environ if environ is None else environ
+    user = env.get("PGUSER") or _os_user() or "the operating-system user"
+    port = env.get("PGPORT", "5432")
+    return (
+        "the default database: no -d/--database-url, DATABASE_URL, PGHOST or PGDATABASE is set, so "
+        f"libpq tried the local Unix socket on port {port} as user {user}, database "
+        f"{env.get('PGDATABASE') or user}"
+    )
 
 
 def _permanent_hint(message: str) -> str:

@@ -264,7 +264,12 @@ class Deployment:
                     )
                 )
 
-        self.conn = connect(self.settings.database_url, wait_s=self.options.wait_s, on_retry=on_retry)
+        self.conn = connect(
+            self.settings.database_url,
+            wait_s=self.options.wait_s,
+            on_retry=on_retry,
+            named=self.settings.has_database,
+        )
         version = self.conn.info.parameter_status("server_version")
         return f"accepting connections (PostgreSQL {version})"
 

@@ -306,3 +306,23 @@ def test_a_connection_the_server_refuses_for_good_exits_6_at_once_and_unreachabl
             assert "Wr0ng-Pw-13-9" not in result.output and pg_server.password not in result.output
     closed = url(password="x").replace(f":{parts.port}/", ":9/")
     assert cli("-d", closed, "status", "--wait", "0").code == 3
+
+
+def test_without_any_database_setting_the_error_says_to_set_database_url_and_what_libpq_tried(migrations):
+    migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    env["PGPORT"] = "9"  # the default socket, on a port nothing listens on (PGPORT alone names no database)
+        "9"  # libpq's default socket, on a port nothing listens on (PGPORT alone names no database)
+    )
+    for output in ([], ["--json"]):
+        completed = subprocess.run(
+            [sys.executable, "-m", "pgship", "-m", str(migrations), *output, "status"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        text = completed.stdout + completed.stderr
+        assert completed.returncode == 3, text
+        assert "DATABASE_URL" in text and "-d URL" in text, text
+        assert "local Unix socket on port 9" in text and ".s.PGSQL.9" in text, text
+        assert "localhost" not in text, text  # libpq tried a socket, not localhost
+        if output:
+            assert "\\t" not in completed.stdout, "a libpq hint line kept its TAB in the JSON"
