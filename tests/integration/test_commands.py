@@ -312,8 +312,6 @@ def test_without_any_database_setting_the_error_says_to_set_database_url_and_wha
     migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
     env["PGPORT"] = "9"  # the default socket, on a port nothing listens on (PGPORT alone names no database)
-        "9"  # libpq's default socket, on a port nothing listens on (PGPORT alone names no database)
-    )
     for output in ([], ["--json"]):
         completed = subprocess.run(
             [sys.executable, "-m", "pgship", "-m", str(migrations), *output, "status"],
