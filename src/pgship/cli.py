@@ -23,7 +23,7 @@ from pgship.database import ConnectAttempt, check_url, connect, describe, passwo
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
-from pgship.output import Output, status_for
+from pgship.output import Output, library_output, status_for
 from pgship.planner import Plan, State
 from pgship.runner import Event, MigrateResult, Runner, RunOptions
 
@@ -976,11 +976,15 @@ def run() -> None:
     turns it back on: it runs for days.
     """
     gc.disable()
-    sys.exit(main())
+    sys.exit(main(for_process=True))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one pgship command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, for_process: bool = False) -> int:
+    """Run one pgship command; returns the exit code.
+
+    ``for_process``: this process ends with the command, so what libraries print while it exits
+    (finalizers of connections) stays routed through the scrubber.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -991,6 +995,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         with contextlib.suppress(ValueError):  # ValueError: not the main thread (in-process use)
             signal.signal(signal.SIGTERM, _raise_interrupt)
+    with library_output(out, debug=_debug(), restore=not for_process):
+        return _run_command(args, out)
+
+
+def _run_command(args: argparse.Namespace, out: Output) -> int:
     try:
         settings = config.resolve(
             database_url=getattr(args, "database_url", None),

@@ -124,3 +124,37 @@ def test_without_any_setting_describe_names_what_libpq_falls_back_on():
     described = describe(None, {"PGUSER": "deploy"})
     assert described == "deploy@local socket:5432/deploy"
     assert describe(None, {"PGHOST": "db", "PGPORT": "6432", "PGDATABASE": "shop"}).endswith("@db:6432/shop")
+
+
+def test_what_libraries_print_on_their_own_is_scrubbed_or_dropped_never_raw():
+    """psycopg's "error ignored terminating <psycopg.Pipeline ...>" warning, warnings, __del__ noise."""
+    import io
+    import logging
+    import sys
+    import warnings
+
+    from pgship.output import Output, library_output
+
+    url = f"postgresql://app:{SECRET}@db.internal:5432/app"
+    secrets = passwords_in(url, {})
+    for debug in (False, True):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        out = Output(as_json=True, secrets=secrets, stdout=stdout, stderr=stderr)
+        saved_stderr, sys.stderr = sys.stderr, stderr  # where the last-resort log handler would print
+        try:
+            with library_output(out, debug=debug), warnings.catch_warnings():
+                warnings.simplefilter("always")
+                logging.getLogger("psycopg").warning(
+                    "error ignored terminating %r: %s", f"<psycopg.Pipeline [BAD] {url}>", "pipeline aborted"
+                )
+                warnings.warn(f"connection {url} was deleted while still open", ResourceWarning, stacklevel=1)
+                sys.unraisablehook(
+                    type("Info", (), {"err_msg": None, "object": url, "exc_value": ValueError(SECRET)})()
+                )
+        finally:
+            sys.stderr = saved_stderr
+        shown = stdout.getvalue() + stderr.getvalue()
+        assert "Canary" not in shown and "s3cret" not in shown, shown
+        assert stdout.getvalue() == "", "library output must never reach the JSON document's stdout"
+        assert ("pipeline aborted" in shown) is debug, shown  # psycopg's noise only with PGSHIP_DEBUG=1
+    assert logging.getLogger("psycopg").handlers == [], "the routing is undone after the command"
