@@ -24,8 +24,8 @@ from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError,
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output, library_output, status_for
-from pgship.planner import Plan, State
-from pgship.runner import Event, MigrateResult, Runner, RunOptions
+from pgship.planner import Plan, State, empty_directory_refusal
+from pgship.runner import Event, MigrateResult, Runner, RunOptions, raise_refusals
 
 if TYPE_CHECKING:
     from pgship.replay import ReplayOptions
@@ -106,6 +106,16 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--allow-missing", action="store_true", help="run even though applied migrations' files were deleted"
+    )
+    _allow_empty_option(parser)
+
+
+def _allow_empty_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a migrations directory with no files although the database has applied migrations "
+        "(refused by default: the directory is probably the wrong one)",
     )
 
 
@@ -274,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay every migration on an empty database (embedded PostgreSQL unless --replay-url)",
     )
+    _allow_empty_option(verify)
     _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
@@ -452,6 +463,14 @@ def _target(args: argparse.Namespace) -> Version | None:
         raise UsageError(f"--target: {exc}") from None
 
 
+def _with_empty_refusal(discovery: Discovery, plan: Plan, args: argparse.Namespace) -> Plan:
+    """Add the refusal of an empty directory on a migrated database, unless --allow-empty."""
+    refusal = None if getattr(args, "allow_empty", False) else empty_directory_refusal(discovery, plan)
+    if refusal is not None:
+        plan.refusals.append(refusal)
+    return plan
+
+
 def cmd_status(ctx: Context) -> int:
     discovery = ctx.discover()
     with ctx.connect() as conn:
@@ -471,6 +490,8 @@ def cmd_migrate(ctx: Context) -> int:
     discovery = ctx.discover()
     options = run_options_from(args)
     with ctx.connect() as conn:
+        if not discovery.migrations and not args.allow_empty:
+            raise_refusals(_with_empty_refusal(discovery, ctx.runner(conn).plan(discovery), args))
         try:
             result = ctx.runner(conn, options).migrate(
                 discovery,
@@ -525,6 +546,7 @@ def cmd_plan(ctx: Context) -> int:
             allow_out_of_order=args.allow_out_of_order,
             allow_missing=args.allow_missing,
         )
+    _with_empty_refusal(discovery, plan, args)
     problems: list[Any] = []
     scripts: dict[Any, Any] = {}
     try:
@@ -572,7 +594,7 @@ def cmd_verify(ctx: Context) -> int:
     plan: Plan | None = None
     if ctx.settings.has_database and not args.no_database:
         with ctx.connect() as conn:
-            plan = ctx.runner(conn).plan(discovery, allow_missing=False)
+            plan = _with_empty_refusal(discovery, ctx.runner(conn).plan(discovery, allow_missing=False), args)
         payload.update(plan_payload(plan))
         payload["refusals"] = [asdict(r) for r in plan.refusals if r.kind != "out_of_order"]
     else:
@@ -584,7 +606,12 @@ def cmd_verify(ctx: Context) -> int:
     failed = bool(refusals) or bool(args.lint_strict and findings)
     payload["status"] = "failed" if failed else "ok"
     if not ctx.out.as_json:
-        ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
+        if discovery.migrations:
+            ctx.out.line(
+                f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']})."
+            )
+        else:
+            ctx.out.line(f"No migration files in {discovery.directory}: nothing to check.")
         if plan is not None and not refusals and plan.applied_count:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         elif plan is not None and not refusals:

@@ -290,6 +290,7 @@ def cmd_deploy(ctx: Context) -> int:
         target=_target(args),
         allow_out_of_order=args.allow_out_of_order,
         allow_missing=args.allow_missing,
+        allow_empty=args.allow_empty,
         run_options=run_options_from(args),
     )
     report = Deployment(

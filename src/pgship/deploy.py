@@ -47,6 +47,7 @@ from pgship.database import ConnectAttempt, connect, describe, scrub
 from pgship.errors import Interrupted, PgshipError, StageFailed
 from pgship.history import TrackingTable
 from pgship.migrations import Discovery, Version, discover, require_parsed
+from pgship.planner import empty_directory_refusal
 from pgship.runner import Event, EventSink, MigrateResult, Runner, RunOptions, raise_refusals
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class DeployOptions:
     target: Version | None = None
     allow_out_of_order: bool = False
     allow_missing: bool = False
+    allow_empty: bool = False  # a directory with no files, on a database with applied migrations
     run_options: RunOptions = field(default_factory=RunOptions)
 
 
@@ -297,6 +299,9 @@ class Deployment:
             self.emit(Event("warning", warning))
         require_parsed(self.discovery.migrations)
         plan = self._runner().plan(self.discovery, **self._plan_options())
+        refusal = None if self.options.allow_empty else empty_directory_refusal(self.discovery, plan)
+        if refusal is not None:
+            plan.refusals.append(refusal)
         raise_refusals(plan)
         for warning in plan.warnings:
             self.emit(Event("warning", warning))

@@ -324,3 +324,34 @@ def test_without_any_database_setting_the_error_says_to_set_database_url_and_wha
         assert "localhost" not in text, text  # libpq tried a socket, not localhost
         if output:
             assert "\\t" not in completed.stdout, "a libpq hint line kept its TAB in the JSON"
+
+
+def test_an_empty_migrations_directory_is_said_plainly_and_refused_on_a_migrated_database(
+    cli, database_url, migrations, tmp_path
+):
+    migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    migrations.write("002_b.sql", "CREATE TABLE b (id int);\n")
+    assert cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
+    empty = tmp_path / "mis-pointed"
+    empty.mkdir()
+    base = ["-d", database_url, "-m", str(empty)]
+    for command in (["migrate"], ["plan"], ["verify"], ["deploy", "--wait", "5"]):
+        for output in ([], ["--json"]):
+            result = cli(*base, *output, *command)
+            shown = f"{command}: {result.output}"
+            assert result.code == 2, shown
+            assert f"no migration files in {empty}" in result.output, shown
+            assert "--allow-empty" in result.output, shown
+    status = cli(*base, "status")
+    assert status.code == 0 and f"no migration files in {empty}" in status.output
+    allowed = cli(*base, "migrate", "--allow-empty")
+    assert allowed.code == 0 and f"no migration files in {empty}" in allowed.output, allowed.output
+    assert cli(*base, "deploy", "--wait", "5", "--allow-empty").code == 0
+    assert applied_versions(database_url) == ["001", "002"]  # nothing was forgotten or changed
+
+
+def test_an_empty_directory_on_an_empty_database_is_not_an_error_but_is_said(cli, database_url, tmp_path):
+    empty = tmp_path / "new-project"
+    empty.mkdir()
+    result = cli("-d", database_url, "-m", str(empty), "migrate")
+    assert result.code == 0 and f"no migration files in {empty}" in result.output, result.output
