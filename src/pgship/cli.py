@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, check_url, connect, describe, passwords_in
-from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
+from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, Refused, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output, library_output, status_for
@@ -463,6 +463,20 @@ def _target(args: argparse.Namespace) -> Version | None:
         raise UsageError(f"--target: {exc}") from None
 
 
+def newest_applied(runner: Runner, result: MigrateResult) -> str | None:
+    """The newest version in the tracking table after a run that applied out-of-order files.
+
+    The last file applied is then not the newest version applied (002 applied after 003).
+    """
+    if not result.applied:
+        return None
+    try:
+        rows = runner.read_history().rows
+    except PgshipError:
+        return None
+    return str(max(row.version for row in rows)) if rows else None
+
+
 def _with_empty_refusal(discovery: Discovery, plan: Plan, args: argparse.Namespace) -> Plan:
     """Add the refusal of an empty directory on a migrated database, unless --allow-empty."""
     refusal = None if getattr(args, "allow_empty", False) else empty_directory_refusal(discovery, plan)
@@ -501,6 +515,9 @@ def cmd_migrate(ctx: Context) -> int:
             )
         except PgshipError as error:
             partial = error.partial_result
+            if isinstance(partial, MigrateResult) and isinstance(error, Refused) and not partial.applied:
+                with contextlib.suppress(Exception):  # refused before counting: count for the report
+                    partial.already_applied = len(ctx.runner(conn).read_history().rows)
             if isinstance(partial, MigrateResult):
                 if partial.applied and not ctx.out.as_json:
                     ctx.out.stop_progress()
@@ -511,6 +528,7 @@ def cmd_migrate(ctx: Context) -> int:
                 payload = {**ctx.header(), **migrate_payload(partial, status_for(error))}
                 error.payload = payload  # type: ignore[attr-defined]
             raise
+        latest = newest_applied(ctx.runner(conn), result) if args.allow_out_of_order else None
     for warning in result.warnings:
         ctx.out.warn(warning)
     result.warnings = [*discovery.warnings, *result.warnings]  # in JSON too (printed already as text)
@@ -523,7 +541,7 @@ def cmd_migrate(ctx: Context) -> int:
         ctx.out.line(
             f"Applied {len(result.applied)} migration{'s' if len(result.applied) != 1 else ''} "
             f"in {seconds:.2f} s ({result.already_applied} already applied). "
-            f"Database is at version {result.applied[-1].version}."
+            f"Database is at version {latest or result.applied[-1].version}."
         )
     else:
         latest = discovery.latest

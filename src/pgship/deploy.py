@@ -325,9 +325,13 @@ class Deployment:
             return f"nothing to apply ({result.already_applied} already applied)"
         versions = ", ".join(a.version for a in result.applied)
         count = len(result.applied)
+        latest = result.applied[-1].version
+        if self.options.allow_out_of_order:  # an older file applied: the newest may be another one
+            with suppress(PgshipError):
+                latest = str(max(row.version for row in self._runner().read_history().rows))
         return (
             f"applied {count} migration{'s' if count != 1 else ''} ({versions}) in "
-            f"{format_duration(result.duration_ms)}; database at {result.applied[-1].version}"
+            f"{format_duration(result.duration_ms)}; database at {latest}"
         )
 
     def _build(self) -> str:

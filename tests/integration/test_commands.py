@@ -355,3 +355,17 @@ def test_an_empty_directory_on_an_empty_database_is_not_an_error_but_is_said(cli
     empty.mkdir()
     result = cli("-d", database_url, "-m", str(empty), "migrate")
     assert result.code == 0 and f"no migration files in {empty}" in result.output, result.output
+
+
+def test_after_an_out_of_order_apply_the_summary_names_the_newest_applied_version(cli, database_url, migrations):
+    migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    migrations.write("003_c.sql", "CREATE TABLE c (id int);\n")
+    base = ["-d", database_url, "-m", str(migrations)]
+    assert cli(*base, "migrate").code == 0
+    migrations.write("002_b.sql", "CREATE TABLE b (id int);\n")
+    refused = cli(*base, "--json", "migrate")
+    assert refused.code == 2 and json.loads(refused.stdout)["already_applied"] == 2, refused.stdout
+    result = cli(*base, "migrate", "--allow-out-of-order")
+    assert result.code == 0 and "Database is at version 003" in result.stdout, result.stdout
+    deployed = cli(*base, "deploy", "--wait", "5")
+    assert deployed.code == 0, deployed.output
