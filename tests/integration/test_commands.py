@@ -357,7 +357,9 @@ def test_an_empty_directory_on_an_empty_database_is_not_an_error_but_is_said(cli
     assert result.code == 0 and f"no migration files in {empty}" in result.output, result.output
 
 
-def test_after_an_out_of_order_apply_the_summary_names_the_newest_applied_version(cli, database_url, migrations):
+def test_after_an_out_of_order_apply_the_summary_names_the_newest_applied_version(
+    cli, database_url, migrations
+):
     migrations.write("001_a.sql", "CREATE TABLE a (id int);\n")
     migrations.write("003_c.sql", "CREATE TABLE c (id int);\n")
     base = ["-d", database_url, "-m", str(migrations)]
