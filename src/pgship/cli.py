@@ -243,6 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         "or ahead (applied by a newer release). Changes nothing.",
     )
     status.add_argument("--check", action="store_true", help="exit 5 unless the database matches the files")
+    listing = status.add_mutually_exclusive_group()
+    listing.add_argument(
+        "--pending", action="store_true", help="list only pending migrations (in JSON too); counts stay complete"
+    )
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every migration even when there are more than {STATUS_LIST_LIMIT} (by default a long "
+        "list shows only the migrations that are not plainly applied, with a count of the others)",
+    )
     _wait_option(status)
 
     migrate = add(
@@ -490,10 +500,14 @@ def cmd_status(ctx: Context) -> int:
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(discovery)
     payload = {**ctx.header(), **plan_payload(plan)}
+    if ctx.args.pending:
+        pending = {str(e.version) for e in plan.with_state(State.PENDING, State.OUT_OF_ORDER)}
+        payload["migrations"] = [m for m in payload["migrations"] if m["version"] in pending]
     if ctx.out.as_json:
         ctx.out.document(payload)
     else:
-        render_status(ctx.out, plan)
+        listing = "pending" if ctx.args.pending else ("all" if ctx.args.all else "auto")
+        render_status(ctx.out, plan, listing=listing)
     if ctx.args.check and not plan.in_sync:
         return ExitCode.OUT_OF_SYNC
     return ExitCode.OK
@@ -860,6 +874,8 @@ def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
     }
 
 
+#: Above this many migrations, `status` lists only those not plainly applied (unless --all).
+STATUS_LIST_LIMIT = 50
 _STATE_NOTES = {
     State.PENDING: "pending",
     State.OUT_OF_ORDER: "out of order",
@@ -880,12 +896,21 @@ _STATE_COUNTS = {  # the summary line under the table: "5 applied, 1 pending, 1 
 }
 
 
-def render_status(out: Output, plan: Plan) -> None:
+def render_status(out: Output, plan: Plan, *, listing: str = "auto") -> None:
+    """The status table: every row (``all``), pending rows (``pending``), or, for ``auto``, every row
+    of a short list and the rows needing attention (not plainly applied) of a long one."""
     if not plan.entries:
         out.line("No migrations: no files and nothing recorded in the database.")
         return
+    entries = plan.entries
+    not_listed = 0
+    if listing == "pending":
+        entries = plan.with_state(State.PENDING, State.OUT_OF_ORDER)
+    elif listing == "auto" and len(entries) > STATUS_LIST_LIMIT:
+        entries = [e for e in entries if e.state != State.APPLIED]
+        not_listed = len(plan.entries) - len(entries)
     rows = [("VERSION", "STATE", "APPLIED AT", "MS", "NAME")]
-    for entry in plan.entries:
+    for entry in entries:
         applied = entry.applied
         rows.append(
             (
@@ -897,6 +922,9 @@ def render_status(out: Output, plan: Plan) -> None:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    if listing == "pending" and not entries:
+        rows = []
+        out.line("No pending migrations.")
     for row in rows:
         out.line(
             "  "
@@ -907,6 +935,12 @@ def render_status(out: Output, plan: Plan) -> None:
     summary = ", ".join(
         f"{len(plan.with_state(state))} {_STATE_COUNTS[state]}" for state in State if plan.with_state(state)
     )
+    if not_listed:
+        latest = plan.latest_applied
+        out.line(
+            f"  ({not_listed} applied migrations not listed, up to {latest}; `pgship status --all` lists "
+            "every one, `--pending` only the pending ones)"
+        )
     out.line()
     out.line(f"{summary}.")
     for warning in plan.warnings:

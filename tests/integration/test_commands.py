@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -371,3 +372,25 @@ def test_after_an_out_of_order_apply_the_summary_names_the_newest_applied_versio
     assert result.code == 0 and "Database is at version 003" in result.stdout, result.stdout
     deployed = cli(*base, "deploy", "--wait", "5")
     assert deployed.code == 0, deployed.output
+
+
+def test_a_long_status_lists_what_needs_attention_and_pending_or_all_on_request(cli, database_url, migrations):
+    for number in range(1, 61):
+        migrations.write(f"{number:03d}_t{number}.sql", f"CREATE TABLE t{number} (id int);\n")
+    base = ["-d", database_url, "-m", str(migrations)]
+    assert cli(*base, "migrate", "--target", "058").code == 0
+    default = cli(*base, "status").stdout
+    assert re.search(r"^\s*059\s+pending", default, re.M) and re.search(r"^\s*060\s+pending", default, re.M)
+    assert not re.search(r"^\s*001\s+applied", default, re.M), default  # 58 applied rows are summarised
+    assert "58 applied migrations not listed" in default and "--all" in default, default
+    assert "58 applied, 2 pending." in default
+    everything = cli(*base, "status", "--all").stdout
+    assert re.search(r"^\s*001\s+applied", everything, re.M) and "not listed" not in everything
+    pending = cli(*base, "status", "--pending")
+    assert [line.split()[0] for line in pending.stdout.splitlines() if re.match(r"^\s*\d{3}\s", line)] == [
+        "059",
+        "060",
+    ]
+    document = json.loads(cli(*base, "--json", "status", "--pending").stdout)
+    assert [m["version"] for m in document["migrations"]] == ["059", "060"]
+    assert document["summary"]["applied"] == 58  # the summary still counts everything
