@@ -245,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--check", action="store_true", help="exit 5 unless the database matches the files")
     listing = status.add_mutually_exclusive_group()
     listing.add_argument(
-        "--pending", action="store_true", help="list only pending migrations (in JSON too); counts stay complete"
+        "--pending",
+        action="store_true",
+        help="list only pending migrations (in JSON too); counts stay complete",
     )
     listing.add_argument(
         "--all",

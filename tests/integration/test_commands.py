@@ -374,7 +374,9 @@ def test_after_an_out_of_order_apply_the_summary_names_the_newest_applied_versio
     assert deployed.code == 0, deployed.output
 
 
-def test_a_long_status_lists_what_needs_attention_and_pending_or_all_on_request(cli, database_url, migrations):
+def test_a_long_status_lists_what_needs_attention_and_pending_or_all_on_request(
+    cli, database_url, migrations
+):
     for number in range(1, 61):
         migrations.write(f"{number:03d}_t{number}.sql", f"CREATE TABLE t{number} (id int);\n")
     base = ["-d", database_url, "-m", str(migrations)]
