@@ -876,6 +876,8 @@ def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
     }
 
 
+#: A lint finding repeated in this many files or more is shown once, with the count and the first files.
+LINT_GROUP_FROM = 4
 #: Above this many migrations, `status` lists only those not plainly applied (unless --all).
 STATUS_LIST_LIMIT = 50
 _STATE_NOTES = {
@@ -1011,10 +1013,21 @@ def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
 def _render_findings(out: Output, findings: list[Any], lint_error: str | None) -> None:
     if lint_error:
         out.warn(f"lint skipped: {lint_error}")
-    for finding in findings:
-        out.line(f"lint: {finding.file}:{finding.line}:{finding.column}: {finding.message} [{finding.rule}]")
-        if finding.help:
-            out.line(f"      {finding.help}")
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for finding in findings:  # the same finding in many files is one line, not thousands
+        groups.setdefault((finding.rule, finding.message, finding.help or ""), []).append(finding)
+    for (rule, message, help_text), found in groups.items():
+        if len(found) <= LINT_GROUP_FROM - 1:
+            for finding in found:
+                out.line(f"lint: {finding.file}:{finding.line}:{finding.column}: {message} [{rule}]")
+        else:
+            shown = ", ".join(f"{f.file}:{f.line}" for f in found[:3])
+            out.line(
+                f"lint: {message} [{rule}] in {len(found):,} files: {shown}, and {len(found) - 3:,} more "
+                "(`--json` lists every one)"
+            )
+        if help_text:
+            out.line(f"      {help_text}")
 
 
 def _lint(ctx: Context, migrations: list[Any], scripts: dict[Any, Any]) -> tuple[list[Any], str | None]:

@@ -396,3 +396,18 @@ def test_a_long_status_lists_what_needs_attention_and_pending_or_all_on_request(
     document = json.loads(cli(*base, "--json", "status", "--pending").stdout)
     assert [m["version"] for m in document["migrations"]] == ["059", "060"]
     assert document["summary"]["applied"] == 58  # the summary still counts everything
+
+
+def test_plan_groups_a_lint_finding_repeated_in_many_files(cli, database_url, migrations):
+    migrations.write("001_users.sql", "CREATE TABLE users (id bigint PRIMARY KEY);")
+    assert cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
+    for number in range(2, 8):
+        migrations.write(
+            f"{number:03d}_c{number}.sql", f"ALTER TABLE users ADD COLUMN c{number} bigint NOT NULL;\n"
+        )
+    result = cli("-d", database_url, "-m", str(migrations), "plan")
+    lines = [line for line in result.stdout.splitlines() if "adding-required-field" in line]
+    assert len(lines) == 1, result.stdout
+    assert "in 6 files: 002_c2.sql:1, 003_c3.sql:1, 004_c4.sql:1, and 3 more" in lines[0], lines[0]
+    document = json.loads(cli("-d", database_url, "-m", str(migrations), "--json", "plan").stdout)
+    assert len([f for f in document["lint"] if f["rule"] == "adding-required-field"]) == 6  # JSON: each one
