@@ -411,3 +411,15 @@ def test_plan_groups_a_lint_finding_repeated_in_many_files(cli, database_url, mi
     assert "in 6 files: 002_c2.sql:1, 003_c3.sql:1, 004_c4.sql:1, and 3 more" in lines[0], lines[0]
     document = json.loads(cli("-d", database_url, "-m", str(migrations), "--json", "plan").stdout)
     assert len([f for f in document["lint"] if f["rule"] == "adding-required-field"]) == 6  # JSON: each one
+
+
+def test_wait_takes_wait_like_every_command_and_still_accepts_timeout(cli):
+    closed = "postgresql://app@127.0.0.1:9/app"
+    for option in ("--wait", "--timeout"):
+        result = cli("-d", closed, "--json", "wait", option, "0")
+        assert result.code == 3, result.output
+        assert "wait longer with --wait SECONDS" in json.loads(result.stdout)["error"]["hint"]
+    from pgship.cli import build_parser
+
+    help_text = build_parser()._subparsers._group_actions[0].choices["wait"].format_help()
+    assert "--wait SECONDS" in help_text and "--timeout" not in help_text
