@@ -1,0 +1,301 @@
+"""The HTTP front of ``pgship serve``: uvicorn, guarded against hostile clients.
+
+A load balancer's probe must keep getting answers while someone holds connections
+open, sends a request a byte at a time, or sends a huge header. uvicorn with
+httptools (the fast parser) has no header deadline and no header size limit: a
+half-sent request is never timed out, enough of them exhaust the file descriptors,
+and one 64 MiB header is parsed (slowly) into memory. :class:`GuardedHttpToolsProtocol`
+is uvicorn's own httptools protocol with three limits added (:class:`ServerLimits`):
+
+* a **request deadline**: from when a connection opens, or its previous response is
+  sent, the client has ``header_timeout_s`` to deliver a complete request (line,
+  headers, any body). A request begun but not finished by then gets ``408`` and the
+  connection is closed; a connection that sent nothing is closed silently;
+* a **head size limit**: a request line plus headers over ``max_header_bytes`` gets
+  ``431`` and the connection is closed. At most the limit plus one socket read is ever
+  buffered for it; the rest of what the client sends is discarded while the answer is
+  on its way (a "lingering close": closing with unread data would reset the connection
+  and lose the 431);
+* a **connection cap**: with ``max_connections`` open, a new connection makes the
+  server close the one that has waited longest for a complete request. A probe sends
+  its whole request at once, so it is never the oldest waiter: a flood of slow
+  clients evicts itself, and accepting never fails for want of file descriptors.
+
+All waiting connections sit in one insertion-ordered dict, oldest first, so the
+deadline sweep (a few times a second) and the eviction cost O(1) per connection; a
+request costs two dict operations and no timer.
+
+At start-up :func:`raise_fd_limit` lifts the soft file-descriptor limit to the hard
+one, and the cap is kept below it (:func:`effective_max_connections`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("pgship.health")
+
+DEFAULT_HEADER_TIMEOUT_S = 5.0
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_CONNECTIONS = 2048
+#: Descriptors kept free of client connections: the listening socket, the database pool, logs.
+FD_RESERVE = 64
+#: How long a refused connection's input is drained before it is closed.
+LINGER_S = 2.0
+#: At most one summary of closed hostile connections per this many seconds in the log.
+REPORT_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a client may cost the server; see the module docstring."""
+
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        if not self.header_timeout_s > 0 or not math.isfinite(self.header_timeout_s):
+            raise ValueError("the header timeout must be a number of seconds more than 0")
+        if self.max_header_bytes < 1024:
+            raise ValueError("the header size limit must be at least 1024 bytes")
+        if self.max_connections < 1:
+            raise ValueError("the connection limit must be at least 1")
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Lift the soft limit on open files to the hard limit where allowed; returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):  # a sandbox that forbids it: keep the soft limit
+            return soft, hard
+        soft = hard
+    return soft, hard
+
+
+def effective_max_connections(limits: ServerLimits, fd_soft_limit: int) -> int:
+    """The connection cap, kept far enough under the file limit that accept() never fails."""
+    if fd_soft_limit == resource.RLIM_INFINITY or fd_soft_limit <= 0:
+        return limits.max_connections
+    return max(1, min(limits.max_connections, fd_soft_limit - FD_RESERVE))
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+    )
+
+
+TIMED_OUT = _response(b"408 Request Timeout", b"Request Timeout: the request was not sent in time\n")
+HEAD_TOO_LARGE = _response(b"431 Request Header Fields Too Large", b"Request Header Fields Too Large\n")
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is over the limit."""
+
+
+class ConnectionGuard:
+    """The state shared by one server's connections: who waits for a request, since when."""
+
+    def __init__(self, limits: ServerLimits, max_connections: int) -> None:
+        self.limits = limits
+        self.max_connections = max_connections
+        self.waiting: dict[GuardedHttpToolsProtocol, float] = {}  # oldest first
+        self.open = 0
+        self.closed = {"timed_out": 0, "too_large": 0, "evicted": 0}
+        self._reported = dict(self.closed)
+        self._last_report = -math.inf
+        self._sweeping: asyncio.TimerHandle | None = None
+        self._interval = min(0.25, limits.header_timeout_s / 4)
+
+    # -- bookkeeping, called by the protocol ---------------------------------------
+    def admit(self, conn: GuardedHttpToolsProtocol) -> None:
+        self.open += 1
+        if self.open > self.max_connections and self.waiting:
+            oldest = next(iter(self.waiting))
+            self.closed["evicted"] += 1
+            oldest.close_waiting()
+        self.wait(conn)
+
+    def wait(self, conn: GuardedHttpToolsProtocol) -> None:
+        self.waiting[conn] = conn.loop.time()
+        if self._sweeping is None:
+            self._sweeping = conn.loop.call_later(self._interval, self._sweep, conn.loop)
+
+    def served(self, conn: GuardedHttpToolsProtocol) -> None:
+        self.waiting.pop(conn, None)
+
+    def gone(self, conn: GuardedHttpToolsProtocol) -> None:
+        self.open -= 1
+        self.waiting.pop(conn, None)
+
+    # -- the deadline ----------------------------------------------------------------
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeping = None
+        cutoff = loop.time() - self.limits.header_timeout_s
+        late = []
+        for conn, since in self.waiting.items():
+            if since > cutoff:
+                break
+            late.append(conn)
+        for conn in late:
+            self.closed["timed_out"] += 1
+            conn.close_waiting()
+        self._report(loop.time())
+        if self.waiting:
+            self._sweeping = loop.call_later(self._interval, self._sweep, loop)
+
+    def _report(self, now: float) -> None:
+        if self.closed == self._reported or now - self._last_report < REPORT_EVERY_S:
+            return
+        new = {kind: self.closed[kind] - self._reported[kind] for kind in self.closed}
+        log.warning(
+            "closed client connections: %d without a complete request within %g s, "
+            "%d with a request head over %d bytes, %d evicted at %d open connections",
+            new["timed_out"],
+            self.limits.header_timeout_s,
+            new["too_large"],
+            self.limits.max_header_bytes,
+            new["evicted"],
+            self.max_connections,
+        )
+        self._reported = dict(self.closed)
+        self._last_report = now
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a request deadline, a head size limit and a connection cap."""
+
+    def __init__(self, *args: Any, guard: ConnectionGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+        self.max_header_bytes = guard.limits.max_header_bytes
+        self._head_open = False  # a request has begun and its head is not complete
+        self._head_bytes = 0  # bytes read while the head was open (an upper bound)
+        self._chunk = 0  # the size of the read being parsed
+        self._refused = False  # answered 431: what follows is discarded
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.guard.admit(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.gone(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own data_received, but a head over the limit is answered 431 (not 400 and a warning).
+        if self._refused:
+            return  # lingering after a 431: drain, never parse
+        self._unset_keepalive_if_required()
+        self._chunk = len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._refuse()
+                return
+            self._invalid()
+            return
+        except httptools.HttpParserError:
+            self._invalid()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        if self._head_open:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._refuse()
+
+    def _invalid(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        self.send_400_response(message)
+
+    # -- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        # Cheap bound first: the head is at most what was read since it began plus this read.
+        limit = self.max_header_bytes
+        if self._head_bytes + self._chunk > limit and self._head_size() > limit:
+            raise HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.guard.served(self)
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self.guard.wait(self)  # the next request's deadline starts now
+
+    # -- closing -----------------------------------------------------------------------
+    def _head_size(self) -> int:
+        return len(self.url) + 12 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def close_waiting(self) -> None:
+        """Deadline passed or evicted: 408 if a request had begun, then close."""
+        self.guard.waiting.pop(self, None)
+        if self.transport.is_closing():
+            return
+        if self._head_open or (self.cycle is not None and not self.cycle.response_started):
+            self.transport.write(TIMED_OUT)
+        self.transport.close()
+
+    def _refuse(self) -> None:
+        """431, then drain the client's input for a moment so the answer is not lost to a reset."""
+        self._refused = True
+        self._head_open = False
+        self.guard.closed["too_large"] += 1
+        self.guard.waiting.pop(self, None)
+        self.flow.resume_reading()
+        self.transport.write(HEAD_TOO_LARGE)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def protocol_factory(limits: ServerLimits, max_connections: int) -> Any:
+    """The ``http`` class to give ``uvicorn.Config``: the guarded protocol bound to one guard."""
+    guard = ConnectionGuard(limits, max_connections)
+
+    class Guarded(GuardedHttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, guard=guard, **kwargs)
+
+    Guarded.guard_of_server = guard  # type: ignore[attr-defined]
+    return Guarded
+
+
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT_S",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "ConnectionGuard",
+    "GuardedHttpToolsProtocol",
+    "ServerLimits",
+    "effective_max_connections",
+    "protocol_factory",
+    "raise_fd_limit",
+]
