@@ -374,9 +374,8 @@ def main() -> None:
         s = r["slow_loris"]
         held = f"{s['open_min']}-{s['open_max']}"
         limit = "/".join(map(str, r["open_files_limit"]))
-        print(
-            f"{r['scenario']:36} {limit:>13} {held:>11} {s['closed_by_server']:17d} {s['connect_failures']:7d}"
-        )
+        closed, refused = s["closed_by_server"], s["connect_failures"]
+        print(f"{r['scenario']:36} {limit:>13} {held:>11} {closed:17d} {refused:7d}")
     print(f"\ndetails: {RESULTS / 'health_hostile.json'}")
 
 
