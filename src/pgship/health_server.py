@@ -184,7 +184,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open = False  # a request has begun and its head is not complete
         self._head_bytes = 0  # bytes read while the head was open (an upper bound)
         self._chunk = 0  # the size of the read being parsed
-        self._refused = False  # answered 431: what follows is discarded
+        self._refused = False  # a head over the limit: what follows is discarded, 431 is the answer
+        self._answer_pending = False  # the 431 waits for earlier pipelined requests' answers
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -247,7 +248,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        if self.transport.is_closing():
+            return
+        if self._refused:
+            if self._answer_pending and self.cycle.response_complete:
+                self._answer_too_large()
+        elif not self.pipeline:
             self.guard.wait(self)  # the next request's deadline starts now
 
     # -- closing -----------------------------------------------------------------------
@@ -264,12 +270,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse(self) -> None:
-        """431, then drain the client's input for a moment so the answer is not lost to a reset."""
+        """431 (after the answers to earlier pipelined requests), then drain the client's input.
+
+        Draining for a moment keeps the answer from being lost: closing a socket with unread
+        input resets the connection, and the client would never read its 431.
+        """
         self._refused = True
         self._head_open = False
         self.guard.closed["too_large"] += 1
         self.guard.waiting.pop(self, None)
         self.flow.resume_reading()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._answer_pending = True  # on_response_complete sends it: answers go out in order
+            return
+        self._answer_too_large()
+
+    def _answer_too_large(self) -> None:
+        self._answer_pending = False
         self.transport.write(HEAD_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()
