@@ -8,6 +8,8 @@ database round trips, not an estimate.
 
 Scenarios:
   pgship serve            the product as shipped (cache 2 s): the numbers the goal is about
+  unguarded uvicorn       the same app under plain uvicorn + httptools, without pgship's guard against
+                          hostile clients (pgship.health_server): what the guard costs, as a ratio
   uncached, async pool    --cache-ttl 0: every check reaches the database (async psycopg_pool)
   uncached, thread pool   the alternative design: a sync psycopg_pool, each check in a worker thread
   pure-Python HTTP        uvicorn without httptools/uvloop (h11 + asyncio): why they are dependencies
@@ -229,6 +231,12 @@ def main() -> None:
         results = [product(args.cache_ttl)]
         if not args.only_product:
             results += [
+                variant(
+                    f"unguarded uvicorn + httptools (cache {args.cache_ttl:g} s)",
+                    args.cache_ttl,
+                    "--http",
+                    "httptools",
+                ),
                 variant("uncached, async pool (shipped)", 0.0, "--probe", "async"),
                 variant("uncached, sync pool in threads", 0.0, "--probe", "thread"),
                 variant(
@@ -278,6 +286,14 @@ def main() -> None:
         f"\ngoal (>= 1500 req/s, p99 < 20 ms, <= 1 check per cache period): {'met' if verdict else 'NOT met'}"
         f"  [{shipped['db_checks']} checks in {shipped['cache_periods']:g} periods of {args.cache_ttl:g} s]"
     )
+    unguarded = next((r for r in results if r["scenario"].startswith("unguarded")), None)
+    if unguarded is not None:
+        print(
+            f"guard's cost, pgship serve / unguarded uvicorn in this run: "
+            f"req/s x{shipped['requests_per_s'] / unguarded['requests_per_s']:.2f}, "
+            f"p99 x{shipped['p99_ms'] / unguarded['p99_ms']:.2f}"
+        )
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"details: {RESULTS / 'health_load.json'}")
     sys.exit(0 if verdict else 1)
 
