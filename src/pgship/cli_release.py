@@ -198,6 +198,7 @@ def cmd_serve(ctx: Context) -> int:
         host=args.host,
         port=args.port,
         http=protocol_factory(limits, max_connections),
+        ws="none",  # no WebSocket upgrades: an upgraded connection would leave the guard
         log_config=uvicorn_log_config(),
         access_log=args.access_log,
         server_header=False,

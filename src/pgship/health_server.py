@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import resource
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +71,14 @@ class ServerLimits:
 
 
 def raise_fd_limit() -> tuple[int, int]:
-    """Lift the soft limit on open files to the hard limit where allowed; returns (soft, hard)."""
+    """Lift the soft limit on open files to the hard limit where allowed; returns (soft, hard).
+
+    (-1, -1) where there are no such limits (Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return -1, -1
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
         try:
@@ -85,7 +91,7 @@ def raise_fd_limit() -> tuple[int, int]:
 
 def effective_max_connections(limits: ServerLimits, fd_soft_limit: int) -> int:
     """The connection cap, kept far enough under the file limit that accept() never fails."""
-    if fd_soft_limit == resource.RLIM_INFINITY or fd_soft_limit <= 0:
+    if fd_soft_limit < 0:  # RLIM_INFINITY is -1 on Linux; -1 also means "no such limit"
         return limits.max_connections
     return max(1, min(limits.max_connections, fd_soft_limit - FD_RESERVE))
 
@@ -112,6 +118,7 @@ class ConnectionGuard:
         self.limits = limits
         self.max_connections = max_connections
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}  # oldest first
+        self.lingering: dict[GuardedHttpToolsProtocol, None] = {}  # answered 431, draining; oldest first
         self.open = 0
         self.closed = {"timed_out": 0, "too_large": 0, "evicted": 0}
         self._reported = dict(self.closed)
@@ -122,10 +129,13 @@ class ConnectionGuard:
     # -- bookkeeping, called by the protocol ---------------------------------------
     def admit(self, conn: GuardedHttpToolsProtocol) -> None:
         self.open += 1
-        if self.open > self.max_connections and self.waiting:
-            oldest = next(iter(self.waiting))
-            self.closed["evicted"] += 1
-            oldest.close_waiting()
+        if self.open > self.max_connections:
+            if self.waiting:
+                self.closed["evicted"] += 1
+                next(iter(self.waiting)).close_waiting()
+            elif self.lingering:
+                self.closed["evicted"] += 1
+                next(iter(self.lingering)).transport.close()
         self.wait(conn)
 
     def wait(self, conn: GuardedHttpToolsProtocol) -> None:
@@ -139,6 +149,7 @@ class ConnectionGuard:
     def gone(self, conn: GuardedHttpToolsProtocol) -> None:
         self.open -= 1
         self.waiting.pop(conn, None)
+        self.lingering.pop(conn, None)
 
     # -- the deadline ----------------------------------------------------------------
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -279,6 +290,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_open = False
         self.guard.closed["too_large"] += 1
         self.guard.waiting.pop(self, None)
+        self.guard.lingering[self] = None
         self.flow.resume_reading()
         if self.cycle is not None and not self.cycle.response_complete:
             self._answer_pending = True  # on_response_complete sends it: answers go out in order
