@@ -16,6 +16,8 @@ is uvicorn's own httptools protocol with three limits added (:class:`ServerLimit
   buffered for it; the rest of what the client sends is discarded while the answer is
   on its way (a "lingering close": closing with unread data would reset the connection
   and lose the 431);
+* a **write deadline**: a client that stops reading its answers (so they pile up in the
+  buffers) has the same ``header_timeout_s`` to start reading again, or is cut off;
 * a **connection cap**: with ``max_connections`` open, a new connection makes the
   server close the one that has waited longest for a complete request. A probe sends
   its whole request at once, so it is never the oldest waiter: a flood of slow
@@ -118,9 +120,10 @@ class ConnectionGuard:
         self.limits = limits
         self.max_connections = max_connections
         self.waiting: dict[GuardedHttpToolsProtocol, float] = {}  # oldest first
+        self.stalled: dict[GuardedHttpToolsProtocol, float] = {}  # not reading its answers; oldest first
         self.lingering: dict[GuardedHttpToolsProtocol, None] = {}  # answered 431, draining; oldest first
         self.open = 0
-        self.closed = {"timed_out": 0, "too_large": 0, "evicted": 0}
+        self.closed = {"timed_out": 0, "too_large": 0, "stalled": 0, "evicted": 0}
         self._reported = dict(self.closed)
         self._last_report = -math.inf
         self._sweeping: asyncio.TimerHandle | None = None
@@ -133,15 +136,23 @@ class ConnectionGuard:
             if self.waiting:
                 self.closed["evicted"] += 1
                 next(iter(self.waiting)).close_waiting()
-            elif self.lingering:
+            elif self.stalled or self.lingering:
                 self.closed["evicted"] += 1
-                next(iter(self.lingering)).transport.close()
+                next(iter(self.stalled or self.lingering)).cut_off()
         self.wait(conn)
 
     def wait(self, conn: GuardedHttpToolsProtocol) -> None:
         self.waiting[conn] = conn.loop.time()
+        self._keep_sweeping(conn.loop)
+
+    def stall(self, conn: GuardedHttpToolsProtocol) -> None:
+        """The client stopped reading: its answers fill the buffers. Same deadline as a request."""
+        self.stalled[conn] = conn.loop.time()
+        self._keep_sweeping(conn.loop)
+
+    def _keep_sweeping(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._sweeping is None:
-            self._sweeping = conn.loop.call_later(self._interval, self._sweep, conn.loop)
+            self._sweeping = loop.call_later(self._interval, self._sweep, loop)
 
     def served(self, conn: GuardedHttpToolsProtocol) -> None:
         self.waiting.pop(conn, None)
@@ -149,22 +160,21 @@ class ConnectionGuard:
     def gone(self, conn: GuardedHttpToolsProtocol) -> None:
         self.open -= 1
         self.waiting.pop(conn, None)
+        self.stalled.pop(conn, None)
         self.lingering.pop(conn, None)
 
     # -- the deadline ----------------------------------------------------------------
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeping = None
         cutoff = loop.time() - self.limits.header_timeout_s
-        late = []
-        for conn, since in self.waiting.items():
-            if since > cutoff:
-                break
-            late.append(conn)
-        for conn in late:
+        for conn in _older_than(self.waiting, cutoff):
             self.closed["timed_out"] += 1
             conn.close_waiting()
+        for conn in _older_than(self.stalled, cutoff):
+            self.closed["stalled"] += 1
+            conn.cut_off()
         self._report(loop.time())
-        if self.waiting:
+        if self.waiting or self.stalled:
             self._sweeping = loop.call_later(self._interval, self._sweep, loop)
 
     def _report(self, now: float) -> None:
@@ -173,16 +183,30 @@ class ConnectionGuard:
         new = {kind: self.closed[kind] - self._reported[kind] for kind in self.closed}
         log.warning(
             "closed client connections: %d without a complete request within %g s, "
-            "%d with a request head over %d bytes, %d evicted at %d open connections",
+            "%d with a request head over %d bytes, %d not reading their answers, "
+            "%d evicted at %d open connections",
             new["timed_out"],
             self.limits.header_timeout_s,
             new["too_large"],
             self.limits.max_header_bytes,
+            new["stalled"],
             new["evicted"],
             self.max_connections,
         )
         self._reported = dict(self.closed)
         self._last_report = now
+
+
+def _older_than(
+    since: dict[GuardedHttpToolsProtocol, float], cutoff: float
+) -> list[GuardedHttpToolsProtocol]:
+    """The entries stamped at or before ``cutoff``: a prefix, as the dict is in time order."""
+    late = []
+    for conn, stamp in since.items():
+        if stamp > cutoff:
+            break
+        late.append(conn)
+    return late
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -193,10 +217,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.guard = guard
         self.max_header_bytes = guard.limits.max_header_bytes
         self._head_open = False  # a request has begun and its head is not complete
-        self._head_bytes = 0  # bytes read while the head was open (an upper bound)
+        self._head_bytes = 0  # bytes of the open head read so far (an upper bound)
+        self._began_here = False  # the open head began in the read being parsed
+        self._tail = b""  # the last 3 bytes of the previous read (a CRLFCRLF may straddle reads)
         self._chunk = 0  # the size of the read being parsed
         self._refused = False  # a head over the limit: what follows is discarded, 431 is the answer
         self._answer_pending = False  # the 431 waits for earlier pipelined requests' answers
+        self._running: Any = None  # the request whose answer is being sent (pipelining: not self.cycle)
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -207,12 +234,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.guard.gone(self)
         super().connection_lost(exc)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.guard.stall(self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.guard.stalled.pop(self, None)
+
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, but a head over the limit is answered 431 (not 400 and a warning).
         if self._refused:
             return  # lingering after a 431: drain, never parse
         self._unset_keepalive_if_required()
         self._chunk = len(data)
+        self._began_here = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -230,9 +266,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
         if self._head_open:
-            self._head_bytes += len(data)
+            if self._began_here:
+                # The open head contains no CRLFCRLF, so it starts after the last one in this read
+                # (the end of the previous request), or at the read's start if there is none.
+                end = (self._tail + data).rfind(b"\r\n\r\n")
+                self._head_bytes = len(data) - (end + 4 - len(self._tail)) if end >= 0 else len(data)
+            else:
+                self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes:
                 self._refuse()
+                return
+        self._tail = data[-3:]
 
     def _invalid(self) -> None:
         message = "Invalid HTTP request received."
@@ -244,6 +288,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_open = True
         self._head_bytes = 0
+        self._began_here = True
 
     def on_headers_complete(self) -> None:
         self._head_open = False
@@ -270,6 +315,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- closing -----------------------------------------------------------------------
     def _head_size(self) -> int:
         return len(self.url) + 12 + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def cut_off(self) -> None:
+        """Abort a connection whose client does not read its answers (close() would wait for it)."""
+        if self._running is not None:
+            self._running.disconnected = True  # its answer is dropped, not written to a closed transport
+        self.transport.abort()
 
     def close_waiting(self) -> None:
         """Deadline passed or evicted: 408 if a request had begun, then close."""
@@ -302,7 +357,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(HEAD_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.loop.call_later(LINGER_S, self.transport.close)
+        self.loop.call_later(LINGER_S, self.transport.abort)  # the answer was read, or never will be
 
 
 def protocol_factory(limits: ServerLimits, max_connections: int) -> Any:

@@ -8,9 +8,12 @@ test that waits for the server to close a connection waits with a generous bound
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import select
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +92,27 @@ def closed_by_server(sock: socket.socket) -> bool:
     return bool(readable)
 
 
+def server_holds(server: ServeProcess, client: socket.socket) -> bool:
+    """Whether the server process still has its end of ``client``'s connection open (/proc/net/tcp).
+
+    A socket the process closed or aborted is gone, or left to the kernel (inode 0) to finish.
+    """
+    local = f"0100007F:{server.port:04X}"
+    remote = f"0100007F:{client.getsockname()[1]:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[2] == remote:
+            return fields[9] != "0"
+    return False
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {WAIT_S:g} s"
+        time.sleep(0.1)
+
+
 def peak_rss_kib(pid: int) -> int:
     line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
     return int(line.split()[1])
@@ -142,6 +166,33 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_answer(serve):
         assert read_to_eof(sock) == b""  # ...and closed, silently, once idle past the deadline
 
 
+def test_a_client_that_stops_reading_its_answers_is_cut_off(serve):
+    server = serve("--header-timeout", "0.5")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(WAIT_S)
+    sock.connect(("127.0.0.1", server.port))
+    requests = 10_000  # pipelined; their answers (about 1 KiB each) fill every buffer on the way
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # cut off while sending
+            sock.sendall(b"GET /health/database HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * requests)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        wait_until(lambda: server_holds(server, sock), "the server did not accept the connection")
+        wait_until(lambda: not server_holds(server, sock), "the server kept a client that reads nothing")
+        received = b""
+        while chunk := sock.recv(1 << 20):  # what was already on its way, then the end
+            received += chunk
+        assert received.count(b"HTTP/1.1 200 OK") < requests
+    finally:
+        sock.close()
+        sender.join(timeout=WAIT_S)
+    assert probe_live(server) == "HTTP/1.1 200 OK"
+
+
 # -- header size -----------------------------------------------------------------------------
 @pytest.mark.parametrize("pieces", [1, 64], ids=["in one write", "in 64 writes"])
 def test_a_head_over_64_kib_gets_431_and_just_under_is_served(serve, pieces):
@@ -170,6 +221,18 @@ def test_a_big_head_after_a_normal_request_on_the_same_connection_gets_431(serve
     first, _, second = answer.partition(b"HTTP/1.1 431 Request Header Fields Too Large")
     assert first.startswith(b"HTTP/1.1 200 OK") and b'"status":"pass"' in first  # answers in order
     assert second
+
+
+def test_many_small_pipelined_requests_are_all_served_not_taken_for_one_big_head(serve):
+    server = serve()
+    pipelined = (LIVE + b"\r\n") * 3000 + LIVE + b"Connection: close\r\n\r\n"  # about 120 KiB
+    cut = len(pipelined) - 30  # the server reads 100+ KiB of requests ending in half a head...
+    with connect(server) as sock:
+        sock.sendall(pipelined[:cut])
+        first = sock.recv(65536)  # ...and answers (so it has read them) before the rest arrives
+        sock.sendall(pipelined[cut:])
+        answer = first + read_to_eof(sock)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3001 and b"HTTP/1.1 431" not in answer
 
 
 def test_the_head_size_limit_can_be_changed(serve):
