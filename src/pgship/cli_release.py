@@ -50,13 +50,14 @@ Serve the health endpoints (application/health+json) under uvicorn:
 The database check is bounded (--check-timeout) and cached (--cache-ttl): however many
 requests arrive, the database sees at most one check per cache period.
 
-Slow, broken or hostile clients cannot starve the probes: a connection must deliver a complete
-request within --header-timeout of opening (or of its previous response), or it is closed
-(408 if a request had begun); a request line plus headers over --max-header-size gets 431;
-at --max-connections open, a new connection closes the one that has waited longest for a
-complete request. The open-files soft limit is raised to the hard limit at start-up, and the
-connection cap is kept 64 under it. Idle keep-alive connections close after 5 s (or the
-header timeout, if shorter).
+Slow, broken or hostile clients cannot starve the probes:
+  - a connection must deliver a complete request within --header-timeout of opening (or of
+    its previous answer), or it is closed (408 if a request had begun); so is one that stops
+    reading its answers for as long. Idle keep-alive connections close after 5 s at most;
+  - a request line plus headers over --max-header-size gets 431, and is never buffered whole;
+  - at --max-connections open, a new connection closes the one that has waited longest for a
+    complete request. The open-files soft limit is raised to the hard limit at start-up, and
+    the connection cap is kept 64 under it.
 """
 
 
