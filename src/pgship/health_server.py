@@ -49,7 +49,7 @@ DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 2048
 #: Descriptors kept free of client connections: the listening socket, the database pool, logs.
 FD_RESERVE = 64
-#: How long a refused connection's input is drained before it is closed.
+#: How long a connection answered 431 is drained, or one closed by the guard may flush, before an abort.
 LINGER_S = 2.0
 #: At most one summary of closed hostile connections per this many seconds in the log.
 REPORT_EVERY_S = 60.0
@@ -154,14 +154,18 @@ class ConnectionGuard:
         if self._sweeping is None:
             self._sweeping = loop.call_later(self._interval, self._sweep, loop)
 
+    def forget(self, conn: GuardedHttpToolsProtocol) -> None:
+        """The guard is closing ``conn``: no deadline or eviction applies to it any more."""
+        self.waiting.pop(conn, None)
+        self.stalled.pop(conn, None)
+        self.lingering.pop(conn, None)
+
     def served(self, conn: GuardedHttpToolsProtocol) -> None:
         self.waiting.pop(conn, None)
 
     def gone(self, conn: GuardedHttpToolsProtocol) -> None:
         self.open -= 1
-        self.waiting.pop(conn, None)
-        self.stalled.pop(conn, None)
-        self.lingering.pop(conn, None)
+        self.forget(conn)
 
     # -- the deadline ----------------------------------------------------------------
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -322,18 +326,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def cut_off(self) -> None:
         """Abort a connection whose client does not read its answers (close() would wait for it)."""
+        self.guard.forget(self)
         if self._running is not None:
             self._running.disconnected = True  # its answer is dropped, not written to a closed transport
         self.transport.abort()
 
     def close_waiting(self) -> None:
-        """Deadline passed or evicted: 408 if a request had begun, then close."""
-        self.guard.waiting.pop(self, None)
+        """Deadline passed or evicted: 408 if a request had begun, then close.
+
+        close() sends what is buffered first; a client that reads nothing would keep the
+        connection that way, so an abort follows if it is still open a moment later.
+        """
+        self.guard.forget(self)
         if self.transport.is_closing():
             return
         if self._head_open or (self.cycle is not None and not self.cycle.response_started):
             self.transport.write(TIMED_OUT)
         self.transport.close()
+        self.loop.call_later(LINGER_S, self.cut_off)
 
     def _refuse(self) -> None:
         """431 (after the answers to earlier pipelined requests), then drain the client's input.
@@ -357,7 +367,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(HEAD_TOO_LARGE)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self.loop.call_later(LINGER_S, self.transport.abort)  # the answer was read, or never will be
+        self.loop.call_later(LINGER_S, self.cut_off)  # the answer was read by now, or never will be
 
 
 def protocol_factory(limits: ServerLimits, max_connections: int) -> Any:
