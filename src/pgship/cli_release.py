@@ -64,7 +64,7 @@ Slow, broken or hostile clients cannot starve the probes:
 def add_serve(add: AddCommand) -> None:
     from pgship.config import HEALTH_CACHE_TTL_S as DEFAULT_CACHE_TTL_S
     from pgship.config import HEALTH_CHECK_TIMEOUT_S as DEFAULT_CHECK_TIMEOUT_S
-    from pgship.health_server import (
+    from pgship.health_limits import (
         DEFAULT_HEADER_TIMEOUT_S,
         DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_HEADER_BYTES,
@@ -136,12 +136,8 @@ def cmd_serve(ctx: Context) -> int:
     gc.enable()  # `pgship` runs with the collector off (cli.run): a server lives long enough to need it
 
     from pgship.health import create_app
-    from pgship.health_server import (
-        ServerLimits,
-        effective_max_connections,
-        protocol_factory,
-        raise_fd_limit,
-    )
+    from pgship.health_limits import ServerLimits, effective_max_connections, raise_fd_limit
+    from pgship.health_server import protocol_factory
 
     args = ctx.args
     if args.check_timeout <= 0:

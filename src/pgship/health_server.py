@@ -5,7 +5,7 @@ open, sends a request a byte at a time, or sends a huge header. uvicorn with
 httptools (the fast parser) has no header deadline and no header size limit: a
 half-sent request is never timed out, enough of them exhaust the file descriptors,
 and one 64 MiB header is parsed (slowly) into memory. :class:`GuardedHttpToolsProtocol`
-is uvicorn's own httptools protocol with three limits added (:class:`ServerLimits`):
+is uvicorn's own httptools protocol with these limits added (:class:`~pgship.health_limits.ServerLimits`):
 
 * a **request deadline**: from when a connection opens, or its previous response is
   sent, the client has ``header_timeout_s`` to deliver a complete request (line,
@@ -27,8 +27,9 @@ All waiting connections sit in one insertion-ordered dict, oldest first, so the
 deadline sweep (a few times a second) and the eviction cost O(1) per connection; a
 request costs two dict operations and no timer.
 
-At start-up :func:`raise_fd_limit` lifts the soft file-descriptor limit to the hard
-one, and the cap is kept below it (:func:`effective_max_connections`).
+The limits and their defaults live in :mod:`pgship.health_limits` (light: the CLI
+reads them on every start); so does :func:`~pgship.health_limits.raise_fd_limit`, which
+``pgship serve`` calls at start-up, keeping the cap below the new limit.
 """
 
 from __future__ import annotations
@@ -36,66 +37,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pgship.health_limits import ServerLimits
+
 log = logging.getLogger("pgship.health")
 
-DEFAULT_HEADER_TIMEOUT_S = 5.0
-DEFAULT_MAX_HEADER_BYTES = 64 * 1024
-DEFAULT_MAX_CONNECTIONS = 2048
-#: Descriptors kept free of client connections: the listening socket, the database pool, logs.
-FD_RESERVE = 64
 #: How long a connection answered 431 is drained, or one closed by the guard may flush, before an abort.
 LINGER_S = 2.0
 #: At most one summary of closed hostile connections per this many seconds in the log.
 REPORT_EVERY_S = 60.0
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """What a client may cost the server; see the module docstring."""
-
-    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
-    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
-    max_connections: int = DEFAULT_MAX_CONNECTIONS
-
-    def __post_init__(self) -> None:
-        if not self.header_timeout_s > 0 or not math.isfinite(self.header_timeout_s):
-            raise ValueError("the header timeout must be a number of seconds more than 0")
-        if self.max_header_bytes < 1024:
-            raise ValueError("the header size limit must be at least 1024 bytes")
-        if self.max_connections < 1:
-            raise ValueError("the connection limit must be at least 1")
-
-
-def raise_fd_limit() -> tuple[int, int]:
-    """Lift the soft limit on open files to the hard limit where allowed; returns (soft, hard).
-
-    (-1, -1) where there are no such limits (Windows).
-    """
-    try:
-        import resource
-    except ImportError:
-        return -1, -1
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (OSError, ValueError):  # a sandbox that forbids it: keep the soft limit
-            return soft, hard
-        soft = hard
-    return soft, hard
-
-
-def effective_max_connections(limits: ServerLimits, fd_soft_limit: int) -> int:
-    """The connection cap, kept far enough under the file limit that accept() never fails."""
-    if fd_soft_limit < 0:  # RLIM_INFINITY is -1 on Linux; -1 also means "no such limit"
-        return limits.max_connections
-    return max(1, min(limits.max_connections, fd_soft_limit - FD_RESERVE))
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -383,13 +337,7 @@ def protocol_factory(limits: ServerLimits, max_connections: int) -> Any:
 
 
 __all__ = [
-    "DEFAULT_HEADER_TIMEOUT_S",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_HEADER_BYTES",
     "ConnectionGuard",
     "GuardedHttpToolsProtocol",
-    "ServerLimits",
-    "effective_max_connections",
     "protocol_factory",
-    "raise_fd_limit",
 ]
