@@ -40,3 +40,19 @@ def test_limits_that_cannot_work_are_refused(kwargs):
 )
 def test_the_connection_cap_stays_under_the_open_files_limit(wanted, fd_limit, expected):
     assert effective_max_connections(ServerLimits(max_connections=wanted), fd_limit) == expected
+
+
+def test_the_cli_reads_the_serve_defaults_without_importing_the_web_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pgship.cli import main\n"
+        "try:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in ('uvicorn', 'httptools', 'starlette') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--header-timeout SECONDS" in result.stdout and "(default: 65536)" in result.stdout
