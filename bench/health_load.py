@@ -8,6 +8,8 @@ database round trips, not an estimate.
 
 Scenarios:
   pgship serve            the product as shipped (cache 2 s): the numbers the goal is about
+  unguarded uvicorn       the same app under plain uvicorn + httptools, without pgship's guard against
+                          hostile clients (pgship.health_server): what the guard costs, as a ratio
   uncached, async pool    --cache-ttl 0: every check reaches the database (async psycopg_pool)
   uncached, thread pool   the alternative design: a sync psycopg_pool, each check in a worker thread
   pure-Python HTTP        uvicorn without httptools/uvloop (h11 + asyncio): why they are dependencies
@@ -118,6 +120,12 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: less sensitive to a busy machine than req/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     import httpx
 
@@ -142,6 +150,7 @@ def run_scenario(
         if cache_ttl > 0:
             time.sleep(cache_ttl)  # start the run on a cold cache period
         before = checks_in_log(log_file, dbname)
+        cpu_before = cpu_seconds(process.pid)
         started = time.monotonic()
         wrk = subprocess.run(
             [
@@ -157,16 +166,57 @@ def run_scenario(
             check=True,
         )
         elapsed = time.monotonic() - started
+        cpu = cpu_seconds(process.pid) - cpu_before
         checks = checks_in_log(log_file, dbname) - before
     finally:
         process.terminate()
         process.wait(timeout=15)
     result = {"scenario": name, "cache_ttl_s": cache_ttl, **parse_wrk(wrk.stdout), "db_checks": checks}
+    if result["requests"]:
+        result["server_cpu_us_per_request"] = round(cpu / result["requests"] * 1e6, 2)
     if cache_ttl > 0:
         result["cache_periods"] = round(elapsed / cache_ttl, 2)
         result["periods_started"] = math.ceil(elapsed / cache_ttl)  # the last one may have just begun
     result["wrk"] = wrk.stdout
     return result
+
+
+def guard_ab(args: argparse.Namespace, product, variant, url: str, dbname: str, server) -> None:
+    """pgship serve vs the same app on unguarded uvicorn, alternately: the median ratio of N pairs."""
+    import statistics
+
+    if not 1 <= args.guard_ab <= 20:
+        raise SystemExit("--guard-ab: 1 to 20 pairs")
+    pairs = []
+    for _ in range(args.guard_ab):
+        guarded = product(args.cache_ttl)
+        unguarded = variant("unguarded uvicorn", args.cache_ttl, "--http", "httptools")
+        pairs.append((guarded, unguarded))
+        print(
+            f"pgship serve {guarded['requests_per_s']:6.0f} req/s p99 {guarded['p99_ms']:6.2f} ms "
+            f"{guarded['server_cpu_us_per_request']:6.1f} us CPU/req | "
+            f"unguarded {unguarded['requests_per_s']:6.0f} req/s p99 {unguarded['p99_ms']:6.2f} ms "
+            f"{unguarded['server_cpu_us_per_request']:6.1f} us CPU/req | "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    server.drop_database(dbname)
+    rps = statistics.median(g["requests_per_s"] / u["requests_per_s"] for g, u in pairs)
+    p99 = statistics.median(g["p99_ms"] / u["p99_ms"] for g, u in pairs)
+    cpu = statistics.median(g["server_cpu_us_per_request"] / u["server_cpu_us_per_request"] for g, u in pairs)
+    print(
+        f"\nguard's cost over {len(pairs)} alternating pairs (wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s on /health/database): median ratios, pgship serve / unguarded: "
+        f"req/s x{rps:.2f}, p99 x{p99:.2f}, server CPU per request x{cpu:.2f}"
+    )
+    report = {
+        "command": " ".join(["bench/health_load.sh", *sys.argv[1:]]),
+        "pairs": [{"pgship_serve": g, "unguarded": u} for g, u in pairs],
+        "median_requests_per_s_ratio": rps,
+        "median_p99_ratio": p99,
+        "median_server_cpu_per_request_ratio": cpu,
+    }
+    (RESULTS / "health_load_guard_ab.json").write_text(json.dumps(report, indent=2))
 
 
 def main() -> None:
@@ -178,6 +228,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--cache-ttl", type=float, default=2.0)
     parser.add_argument("--only-product", action="store_true", help="skip the comparison scenarios")
+    parser.add_argument(
+        "--guard-ab",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: pgship serve and unguarded uvicorn alternately, N times each (the guard's cost "
+        "on a noisy machine: the median of N side-by-side ratios)",
+    )
     sub = parser.add_subparsers(dest="mode")
     variant = sub.add_parser("serve-variant")
     variant.add_argument("--url", required=True)
@@ -226,9 +284,18 @@ def main() -> None:
             ]  # fmt: skip
             return run_scenario(name, command, port=port, cache_ttl=ttl, **common)
 
+        if args.guard_ab:
+            guard_ab(args, product, variant, url, dbname, server)
+            return
         results = [product(args.cache_ttl)]
         if not args.only_product:
             results += [
+                variant(
+                    f"unguarded uvicorn + httptools (cache {args.cache_ttl:g} s)",
+                    args.cache_ttl,
+                    "--http",
+                    "httptools",
+                ),
                 variant("uncached, async pool (shipped)", 0.0, "--probe", "async"),
                 variant("uncached, sync pool in threads", 0.0, "--probe", "thread"),
                 variant(
@@ -278,6 +345,14 @@ def main() -> None:
         f"\ngoal (>= 1500 req/s, p99 < 20 ms, <= 1 check per cache period): {'met' if verdict else 'NOT met'}"
         f"  [{shipped['db_checks']} checks in {shipped['cache_periods']:g} periods of {args.cache_ttl:g} s]"
     )
+    unguarded = next((r for r in results if r["scenario"].startswith("unguarded")), None)
+    if unguarded is not None:
+        print(
+            f"guard's cost, pgship serve / unguarded uvicorn in this run: "
+            f"req/s x{shipped['requests_per_s'] / unguarded['requests_per_s']:.2f}, "
+            f"p99 x{shipped['p99_ms'] / unguarded['p99_ms']:.2f}"
+        )
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"details: {RESULTS / 'health_load.json'}")
     sys.exit(0 if verdict else 1)
 

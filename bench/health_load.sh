@@ -6,6 +6,8 @@
 #   bench/health_load.sh                          10 s per scenario, 2 threads, 32 connections
 #   bench/health_load.sh --duration 30 --connections 64
 #   bench/health_load.sh --only-product           just `pgship serve`, no comparison scenarios
+#   bench/health_load.sh --guard-ab 5 --duration 5  the guard's cost: pgship serve and unguarded
+#                                                 uvicorn alternately, 5 pairs, median ratios
 #
 # Installs wrk (Debian package) if missing; uses .venv (created by `make venv`).
 # Results: bench/results/health_load.json. Exit 1 when the goal is not met.

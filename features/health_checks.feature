@@ -74,6 +74,24 @@ Feature: Health checks
     When the database stops answering
     Then /health/live answers 200 with status "pass"
 
+  @critical @allure.label.story:Liveness @allure.link.docs:liveness
+  Scenario: Liveness keeps answering while a client holds hundreds of connections with requests it never finishes
+    A slow or hostile client must not take the load balancer's probe down with it.
+
+    Given a database at release 3
+    And the health endpoint of release 3 is running
+    When a client holds 300 connections open, each with a request it never finishes
+    Then /health/live answers 200 with status "pass"
+    And /health answers 200 with status "pass"
+
+  @normal @allure.label.story:Liveness @allure.link.docs:liveness
+  Scenario: A request with enormous headers is refused, and liveness keeps answering
+    Given a database at release 3
+    And the health endpoint of release 3 is running
+    When a client sends a request whose headers are 64 MiB
+    Then that client is answered 431 "Request Header Fields Too Large"
+    And /health/live answers 200 with status "pass"
+
   @critical @allure.label.story:Database_down @allure.link.docs:database-details
   Scenario: A database that stops answering gets a 503 within the check's bound, not a hung probe
     Given a database at release 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import socket
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -242,6 +243,42 @@ def details_latest(context: Any, applied: str, shipped: str) -> None:
     assert (found["latestApplied"], found["latestShipped"]) == (applied, shipped), (
         f"latestApplied {found['latestApplied']!r}, latestShipped {found['latestShipped']!r}"
     )
+
+
+# -- hostile clients -------------------------------------------------------------------------------
+_UNFINISHED = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # no blank line: the head never ends
+
+
+def _client_connection(context: Any) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", health_endpoint(context).port), timeout=30)
+    context.add_cleanup(sock.close)
+    return sock
+
+
+@when("a client holds {count:d} connections open, each with a request it never finishes")
+def hold_connections(context: Any, count: int) -> None:
+    for _ in range(count):
+        _client_connection(context).sendall(_UNFINISHED)
+
+
+@when("a client sends a request whose headers are {size:d} MiB")
+def huge_headers(context: Any, size: int) -> None:
+    sock = _client_connection(context)
+    sock.sendall(_UNFINISHED + b"X-Huge: ")
+    piece = b"a" * (1 << 20)
+    for _ in range(size):
+        sock.sendall(piece)
+    sock.sendall(b"\r\n\r\n")
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    context.world.facts["huge_headers_answer"] = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+@then('that client is answered {code:d} "{reason}"')
+def huge_headers_answered(context: Any, code: int, reason: str) -> None:
+    answered = context.world.facts["huge_headers_answer"]
+    assert answered == f"HTTP/1.1 {code} {reason}", f"the client was answered {answered!r}"
 
 
 # -- secrets -------------------------------------------------------------------------------------

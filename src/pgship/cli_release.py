@@ -51,12 +51,26 @@ Serve the health endpoints (application/health+json) under uvicorn:
 "Shipped" migrations are the files in the migrations directory, read once at start-up.
 The database check is bounded (--check-timeout) and cached (--cache-ttl): however many
 requests arrive, the database sees at most one check per cache period.
+
+Slow, broken or hostile clients cannot starve the probes:
+  - a connection must deliver a complete request within --header-timeout of opening (or of
+    its previous answer), or it is closed (408 if a request had begun); so is one that stops
+    reading its answers for as long. Idle keep-alive connections close after 5 s at most;
+  - a request line plus headers over --max-header-size gets 431, and is never buffered whole;
+  - at --max-connections open, a new connection closes the one that has waited longest for a
+    complete request. The open-files soft limit is raised to the hard limit at start-up, and
+    the connection cap is kept 64 under it.
 """
 
 
 def add_serve(add: AddCommand) -> None:
     from pgship.config import HEALTH_CACHE_TTL_S as DEFAULT_CACHE_TTL_S
     from pgship.config import HEALTH_CHECK_TIMEOUT_S as DEFAULT_CHECK_TIMEOUT_S
+    from pgship.health_limits import (
+        DEFAULT_HEADER_TIMEOUT_S,
+        DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_HEADER_BYTES,
+    )
 
     serve = add("serve", "serve the health endpoints over HTTP", SERVE_DESCRIPTION)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -88,6 +102,29 @@ def add_serve(add: AddCommand) -> None:
         help="a database check that takes longer fails with 503 (default: %(default)g)",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        metavar="SECONDS",
+        help="close a connection that has not sent a complete request this long after opening "
+        "or after its previous response (default: %(default)g)",
+    )
+    serve.add_argument(
+        "--max-header-size",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        metavar="BYTES",
+        help="answer 431 to a request whose line and headers are larger (default: %(default)d)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open client connections; beyond, the one waiting longest for a complete request "
+        "is closed (default: %(default)d, and at most the open-files limit less 64)",
+    )
+    serve.add_argument(
         "--access-log", action="store_true", help="log every request (method, path, status; no query string)"
     )
     COMMANDS["serve"] = cmd_serve
@@ -101,10 +138,21 @@ def cmd_serve(ctx: Context) -> int:
     gc.enable()  # `pgship` runs with the collector off (cli.run): a server lives long enough to need it
 
     from pgship.health import create_app
+    from pgship.health_limits import ServerLimits, effective_max_connections, raise_fd_limit
+    from pgship.health_server import protocol_factory
 
     args = ctx.args
     if args.check_timeout <= 0:
         raise UsageError("--check-timeout must be more than 0 s")
+    if not 0 < args.header_timeout < float("inf"):
+        raise UsageError("--header-timeout must be a number of seconds more than 0")
+    if args.max_header_size < 1024:
+        raise UsageError("--max-header-size must be at least 1024 bytes")
+    if args.max_connections < 1:
+        raise UsageError("--max-connections must be at least 1")
+    limits = ServerLimits(args.header_timeout, args.max_header_size, args.max_connections)
+    fd_soft_limit, _ = raise_fd_limit()
+    max_connections = effective_max_connections(limits, fd_soft_limit)
     token = os.environ.get(args.token_env) or None
     if token:
         ctx.out.secrets.append(token)
@@ -134,6 +182,9 @@ def cmd_serve(ctx: Context) -> int:
                 "token_required": token is not None,
                 "cache_ttl_s": args.cache_ttl,
                 "check_timeout_s": args.check_timeout,
+                "header_timeout_s": limits.header_timeout_s,
+                "max_header_bytes": limits.max_header_bytes,
+                "max_connections": max_connections,
             }
         )
     else:
@@ -146,6 +197,8 @@ def cmd_serve(ctx: Context) -> int:
         app,
         host=args.host,
         port=args.port,
+        http=protocol_factory(limits, max_connections),
+        ws="none",  # no WebSocket upgrades: an upgraded connection would leave the guard
         log_config=uvicorn_log_config(),
         access_log=args.access_log,
         server_header=False,

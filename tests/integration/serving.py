@@ -86,10 +86,16 @@ def start_serve(
     *extra: str,
     env: dict[str, str] | None = None,
     forbidden: Iterable[str] = (),
+    **popen: object,
 ) -> ServeProcess:
-    """Start `pgship serve` on a free port and wait until /health/live answers."""
+    """Start `pgship serve` on a free port and wait until /health/live answers.
+
+    ``popen`` goes to ``subprocess.Popen`` (e.g. ``preexec_fn`` to set resource limits).
+    """
     port = free_port()
-    process = spawn_cli("-d", url, "-m", migrations_dir, "serve", "--port", str(port), *extra, env=env)
+    process = spawn_cli(
+        "-d", url, "-m", migrations_dir, "serve", "--port", str(port), *extra, env=env, **popen
+    )
     server = ServeProcess(process, port, [s for s in forbidden if s])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
