@@ -409,6 +409,8 @@ wait_seconds = _seconds_type(zero_allowed=True)  # --wait, --lock-wait, --cache-
 timeout_seconds = _seconds_type(zero_allowed=False)  # --lock-timeout, --statement-timeout, other timeouts
 retry_count = _integer_type(0, what="count")  # --lock-retries: 0 means one attempt, no retry
 port_number = _integer_type(1, 65535, what="port")
+header_bytes = _integer_type(1024, what="size in bytes")  # serve --max-header-size
+connection_count = _integer_type(1, what="number of connections")  # serve --max-connections
 
 
 # -- commands ----------------------------------------------------------------------

@@ -23,6 +23,8 @@ from pgship.cli import (
     _target,
     _wait_option,
     add_run_options,
+    connection_count,
+    header_bytes,
     migrate_payload,
     port_number,
     run_options_from,
@@ -103,7 +105,7 @@ def add_serve(add: AddCommand) -> None:
     )
     serve.add_argument(
         "--header-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=DEFAULT_HEADER_TIMEOUT_S,
         metavar="SECONDS",
         help="close a connection that has not sent a complete request this long after opening "
@@ -111,14 +113,14 @@ def add_serve(add: AddCommand) -> None:
     )
     serve.add_argument(
         "--max-header-size",
-        type=int,
+        type=header_bytes,
         default=DEFAULT_MAX_HEADER_BYTES,
         metavar="BYTES",
         help="answer 431 to a request whose line and headers are larger (default: %(default)d)",
     )
     serve.add_argument(
         "--max-connections",
-        type=int,
+        type=connection_count,
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="open client connections; beyond, the one waiting longest for a complete request "
@@ -144,12 +146,6 @@ def cmd_serve(ctx: Context) -> int:
     args = ctx.args
     if args.check_timeout <= 0:
         raise UsageError("--check-timeout must be more than 0 s")
-    if not 0 < args.header_timeout < float("inf"):
-        raise UsageError("--header-timeout must be a number of seconds more than 0")
-    if args.max_header_size < 1024:
-        raise UsageError("--max-header-size must be at least 1024 bytes")
-    if args.max_connections < 1:
-        raise UsageError("--max-connections must be at least 1")
     limits = ServerLimits(args.header_timeout, args.max_header_size, args.max_connections)
     fd_soft_limit, _ = raise_fd_limit()
     max_connections = effective_max_connections(limits, fd_soft_limit)

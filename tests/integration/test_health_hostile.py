@@ -332,10 +332,18 @@ def test_with_a_low_hard_limit_on_open_files_the_probe_still_answers_a_flood(ser
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--header-timeout", "0", "--header-timeout must be a number of seconds more than 0"),
-        ("--header-timeout", "nan", "--header-timeout must be a number of seconds more than 0"),
-        ("--max-header-size", "100", "--max-header-size must be at least 1024 bytes"),
-        ("--max-connections", "0", "--max-connections must be at least 1"),
+        ("--header-timeout", "0", "argument --header-timeout: '0': must be at least 0.001 seconds"),
+        ("--header-timeout", "nan", "argument --header-timeout: 'nan' is not a finite number of seconds"),
+        (
+            "--max-header-size",
+            "100",
+            "argument --max-header-size: '100': the size in bytes must be 1024 or more",
+        ),
+        (
+            "--max-connections",
+            "0",
+            "argument --max-connections: '0': the number of connections must be 1 or more",
+        ),
     ],
 )
 def test_limits_that_cannot_work_are_refused_before_serving(migrations, option, value, message):
