@@ -902,6 +902,16 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
 _EXTENSIONS: list[Callable[[Callable[..., argparse.ArgumentParser]], None]] = []
 
 
+def register_command(
+    name: str,
+    add_parser: Callable[[Callable[..., argparse.ArgumentParser]], None],
+    handler: Callable[[Context], int],
+) -> None:
+    """Add a subcommand from another module: ``add_parser(add)`` builds its parser, ``handler`` runs it."""
+    COMMANDS[name] = handler
+    _EXTENSIONS.append(add_parser)
+
+
 # -- entry point -------------------------------------------------------------------
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
@@ -965,6 +975,9 @@ def _debug() -> bool:
 
 # serve and deploy register themselves through _EXTENSIONS (imported last: they use this module)
 from pgship import cli_release  # noqa: E402, F401
+from pgship.review import command as review_command  # noqa: E402
+
+review_command.register(register_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
