@@ -29,15 +29,15 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str) -> Threshold:
-        mode_text, _, rows_text = text.partition(":")
+        mode_text, colon, rows_text = text.partition(":")
         mode = LockMode.from_slug(mode_text)
         rows = None
-        if rows_text:
+        if colon:
             cleaned = rows_text.replace("_", "").replace(",", "")
             multiplier = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(cleaned[-1:].lower(), 1)
             if multiplier != 1:
                 cleaned = cleaned[:-1]
-            if not cleaned.isdigit():
+            if not cleaned.isascii() or not cleaned.isdigit():
                 raise ValueError(f"{rows_text!r} is not a number of rows (e.g. 1000000 or 1m)")
             rows = int(cleaned) * multiplier
         return cls(mode, rows)
