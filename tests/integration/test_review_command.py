@@ -250,3 +250,32 @@ def test_the_review_waits_for_nobody_and_nobody_waits_for_it(release, cli):
         app.execute("UPDATE customers SET name = name WHERE id = 1")
         done.set()
     assert result.code == 0 and done.is_set()
+
+
+def test_allure_results_have_one_test_per_pending_migration(release, cli, tmp_path, pg_server):
+    url, migrations = release
+    results = tmp_path / "allure-results"
+    result = cli(
+        "review", "-d", url, "-m", str(migrations), "--replay-url", pg_server.admin_url,
+        "--allure-results", str(results),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    documents = {
+        doc["name"]: doc for doc in (json.loads(p.read_text()) for p in results.glob("*-result.json"))
+    }
+    assert sorted(documents) == ["002_customer_token.sql", "003_index_orders.sql", "004_invoices.sql"]
+    token = documents["002_customer_token.sql"]
+    assert token["status"] == "broken"
+    assert "ACCESS EXCLUSIVE on customers (20,000 rows" in token["statusDetails"]["message"]
+    assert {"name": "epic", "value": "Release review"} in token["labels"]
+    assert documents["004_invoices.sql"]["status"] == "passed"  # a new table: nobody waits for it
+    for document in documents.values():
+        names = {a["name"] for a in document["attachments"]}
+        assert {"review.md", "statements, locks and sizes.json", document["name"]} <= names
+        for attachment in document["attachments"]:
+            assert (results / attachment["source"]).is_file()
+    locks = next(a for a in token["attachments"] if a["type"] == "application/json")
+    sizes = json.loads((results / locks["source"]).read_text())
+    assert sizes["statements"][0]["locks"][0]["size"]["rows"] == ROWS
+    password = psycopg.conninfo.conninfo_to_dict(url)["password"]
+    assert not [p for p in results.iterdir() if password in p.read_text()]

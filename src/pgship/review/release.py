@@ -135,6 +135,21 @@ class ReleaseReview:
     thresholds: list[Threshold] = field(default_factory=list)
     lint_error: str | None = None
     replay: dict[str, Any] | None = None
+    #: relations created before the first of ``migrations`` by migrations of the same release
+    created_before: set[str] = field(default_factory=set)
+
+    def only(self, migration: MigrationReview) -> ReleaseReview:
+        """This review narrowed to one migration, still knowing what the release created before it."""
+        created = {relation for file, relation in self.created_in_release() if file == migration.file}
+        return ReleaseReview(
+            [migration],
+            sizes=self.sizes,
+            server_version=self.server_version,
+            thresholds=self.thresholds,
+            lint_error=self.lint_error,
+            replay=self.replay,
+            created_before=created,
+        )
 
     def hazards(self) -> list[Hazard]:
         """Every lock on a relation that exists before the release, worst first."""
@@ -154,7 +169,7 @@ class ReleaseReview:
     def created_in_release(self) -> set[tuple[str, str]]:
         """``(file, relation)`` pairs: the relation was created by an earlier statement of the release."""
         pairs: set[tuple[str, str]] = set()
-        created: set[str] = set()
+        created: set[str] = set(self.created_before)
         for migration in self.migrations:
             for statement in migration.statements:
                 pairs.update((migration.file, relation) for relation in created)
