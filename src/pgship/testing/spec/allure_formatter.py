@@ -25,8 +25,9 @@ Differences from ``allure_behave.formatter:AllureFormatter``, and why:
   report's address of a scenario, ``index.html#<md5 of the uuid>``, stays the
   same from run to run and the guide can link to it (:func:`report_anchor`).
 * A relative ``AllureFormatter.link_pattern`` (relative to the report's
-  ``index.html``) becomes an absolute ``file://`` URL: Allure 3 draws a
-  relative link as text that cannot be clicked.
+  ``index.html``, e.g. ``guide.html#{}``) becomes an absolute ``file://`` URL.
+  Allure 3 draws a relative link as text; a ``file://`` one it can be taught
+  to draw as a link (:func:`pgship.testing.spec.report.allow_file_links`).
 * The overview shows what a reader needs: no framework/language labels, no
   executor block for a local run, only the run's pgship, PostgreSQL, backend
   and Python versions.
@@ -61,8 +62,6 @@ from pgship.testing.spec.runinfo import RUN, HookFailure
 _HOOK_STATUSES = {"hook_error", "cleanup_error"}
 #: What the report's overview shows about a run (environment.properties); the rest is harness detail.
 OVERVIEW_KEYS = ("pgship", "PostgreSQL", "Backend", "Python")
-#: Where `make spec` writes the report, relative to the project root (allurerc.json's "output").
-REPORT_DIR = Path("reports") / "allure-report"
 
 
 def stable_uuid(history_id: str) -> str:
@@ -75,13 +74,19 @@ def report_anchor(result_uuid: str) -> str:
     return hashlib.md5(result_uuid.encode()).hexdigest()
 
 
-def absolute_link_pattern(pattern: str | None, root: Path) -> str | None:
-    """A link pattern a report opened from disk can follow: relative ones resolved from the report."""
-    if not pattern or "://" in pattern or pattern.startswith(("mailto:", "/")):
+#: The guide page the report build writes beside index.html (pgship.testing.spec.report).
+GUIDE_PAGE = "guide.html"
+#: Where `make spec` writes the report, relative to the project root (allurerc.json's "output").
+REPORT_DIR = Path("reports") / "allure-report"
+
+
+def absolute_link_pattern(pattern: str | None, root: Path, report_dir: Path = REPORT_DIR) -> str | None:
+    """A relative link pattern made absolute (``file://``), resolved from the report's folder."""
+    if not pattern or "://" in pattern or pattern.startswith(("mailto:", "tel:")):
         return pattern
     path, hash_sign, fragment = pattern.partition("#")
-    target = os.path.normpath(root / REPORT_DIR / path)
-    return Path(target).as_uri() + hash_sign + fragment
+    target = Path(os.path.normpath(root / report_dir / path))
+    return target.as_uri() + hash_sign + fragment
 
 
 _SPACED_LABELS = {LabelType.EPIC, LabelType.FEATURE, LabelType.STORY, LabelType.SUITE, LabelType.PARENT_SUITE}
@@ -146,7 +151,8 @@ class PgshipAllureListener(AllureListener):
     def __init__(self, behave_config: Any) -> None:
         super().__init__(behave_config)
         self.reported: set[int] = set()
-        self.link_pattern = absolute_link_pattern(self.link_pattern, Path.cwd())
+        report_dir = Path(behave_config.userdata.get("pgship.report_dir", REPORT_DIR))
+        self.link_pattern = absolute_link_pattern(self.link_pattern, Path.cwd(), report_dir)
         self.used_uuids: set[str] = set()
 
     def start_scenario(self, scenario: Any) -> None:

@@ -9,9 +9,10 @@ Beside the report's ``index.html`` it writes ``guide.html``: the deployment
 guide (docs/DEPLOYMENT.md) rendered, with GitHub's heading anchors, and each
 scenario named on a "Proved by:" line linking to that scenario in the report
 (``index.html#<id>``; the ids are stable, see
-:func:`pgship.testing.spec.allure_formatter.report_anchor`). Scenarios link to
-the guide's sections (``make spec`` points them at this page), so a reader goes
-from a guarantee to its proof and back without leaving the report.
+:func:`pgship.testing.spec.allure_formatter.report_anchor`). Each scenario
+links to its section of this page (``make spec`` sets the link pattern; the
+report is taught to draw ``file://`` links, :func:`allow_file_links`), so a
+reader goes from a guarantee to its proof and back.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pgship.testing.spec.allure_formatter import report_anchor
+from pgship.testing.spec.allure_formatter import GUIDE_PAGE, report_anchor
 
 GUIDE = Path("docs") / "DEPLOYMENT.md"
-GUIDE_PAGE = "guide.html"
 
 _ANALYTICS = re.compile(
     r"\s*<script async src=\"https://www\.googletagmanager\.com/gtag/js[^\"]*\"></script>"
@@ -48,6 +48,38 @@ def strip_analytics(index_html: Path) -> bool:
     if "googletagmanager" in cleaned:
         raise RuntimeError(f"{index_html}: the analytics snippet changed shape; update report.py")
     return bool(count)
+
+
+_SCRIPT = re.compile(r'src="data:text/javascript;base64,(?P<code>[A-Za-z0-9+/=]+)"')
+_LINK_SCHEMES = '["http:","https:","mailto:","tel:"]'
+
+
+def allow_file_links(index_html: Path) -> int:
+    """Let the report draw ``file://`` links (to the guide beside it) as links; return how many places.
+
+    Allure 3's report draws a test's link as a link only for http, https, mailto and tel URLs, so a
+    report opened from disk cannot link to a page beside it. The single-file report embeds its app as a
+    base64 script; this adds ``file:`` to that list of schemes there.
+    """
+    import base64
+
+    text = index_html.read_text(encoding="utf-8")
+    patched = 0
+
+    def patch(match: re.Match[str]) -> str:
+        nonlocal patched
+        code = base64.b64decode(match["code"]).decode("utf-8")
+        if _LINK_SCHEMES not in code:
+            return match.group()
+        patched += code.count(_LINK_SCHEMES)
+        code = code.replace(_LINK_SCHEMES, '["http:","https:","mailto:","tel:","file:"]')
+        return f'src="data:text/javascript;base64,{base64.b64encode(code.encode("utf-8")).decode("ascii")}"'
+
+    text = _SCRIPT.sub(patch, text)
+    if not patched:
+        raise RuntimeError(f"{index_html}: Allure's list of link schemes changed shape; update report.py")
+    index_html.write_text(text, encoding="utf-8")
+    return patched
 
 
 def generate(
@@ -95,6 +127,7 @@ def generate(
         )
     index = (root / config["output"]).resolve() / "index.html"
     strip_analytics(index)
+    allow_file_links(index)
     if (root / GUIDE).is_file():
         write_guide(root / GUIDE, results_dir, index.parent, root=root, repository_url=repository_url)
     return index
