@@ -165,12 +165,12 @@ def test_attention_lists_lint_blocking_locks_and_unknown_statements() -> None:
 
 
 def test_markdown_cannot_be_broken_by_a_hostile_name() -> None:
-    statements = review_sql('ALTER TABLE "a|b<script>" ADD COLUMN c int DEFAULT random();').statements
+    statements = review_sql('ALTER TABLE "a|b<script>`x" ADD COLUMN c int DEFAULT random();').statements
     migration = MigrationReview("002", "002_x.sql", False, statements)
     text = markdown(ReleaseReview([migration], sizes=None), "db")
     table_rows = [line for line in text.splitlines() if "a\\|b" in line and line.startswith("|")]
     assert table_rows and all(row.count("|") - row.count("\\|") == 8 for row in table_rows)
-    assert "<script>" not in text
+    assert "<script>" not in text and "`x" not in text
 
 
 def test_the_terminal_view_leads_with_the_worst_lock_and_the_size() -> None:

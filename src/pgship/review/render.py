@@ -116,8 +116,9 @@ def terminal_lines(review: ReleaseReview, database: str | None) -> list[str]:
 
 
 def _md(text: str) -> str:
-    """Table-cell safe: no pipes or newlines, no HTML."""
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    """Table-cell safe: no pipes, newlines or HTML, and no backtick to end a code span early."""
+    text = text.replace("|", "\\|").replace("\n", " ").replace("\r", " ").replace("`", "'")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown(review: ReleaseReview, database: str | None) -> str:
