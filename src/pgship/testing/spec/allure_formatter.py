@@ -184,24 +184,48 @@ class PgshipAllureListener(AllureListener):
             test_case.titlePath = [*test_case.titlePath, rule.name]
 
     def stop_scenario(self, scenario: Any) -> None:
-        """As the stock listener, except that a failed hook makes the result broken, never skipped."""
+        """As the stock listener, except that a failed hook makes the result broken, never skipped,
+        and a scenario that skips itself while running is shown skipped instead of vanishing."""
         self.reported.add(id(scenario))
         hook_failed = (
             bool(getattr(scenario, "hook_failed", False)) or _status_name(scenario) in _HOOK_STATUSES
         )
-        if not hook_failed:
+        skipped_while_running = not hook_failed and self._skipped_while_running(scenario)
+        if not hook_failed and not skipped_while_running:
             super().stop_scenario(scenario)
             return
         self.flush_steps()
         test_result = self.logger.get_test(self.current_scenario_uuid)
         test_result.stop = now()
-        test_result.status = Status.BROKEN
-        test_result.statusDetails = _hook_details(scenario) or scenario_status_details(scenario)
+        if skipped_while_running:
+            test_result.status = Status.SKIPPED
+            test_result.statusDetails = StatusDetails(
+                message=f"skipped: {scenario.skip_reason or 'no reason'}"
+            )
+        else:
+            test_result.status = Status.BROKEN
+            test_result.statusDetails = _hook_details(scenario) or scenario_status_details(scenario)
         self.logger.close_test(self.current_scenario_uuid)
         self.current_step_uuid = None
         self.group_context.append_test(self.current_scenario_uuid)
         self.group_context.exit()
         self.current_scenario_uuid = None
+
+    def _skipped_while_running(self, scenario: Any) -> bool:
+        """Skipped after it was selected to run (a step called ``scenario.skip()``), not excluded by tags.
+
+        The stock listener drops every skipped scenario unless ``show_skipped``: one that skipped
+        itself half-way would silently disappear from the documentation.
+        """
+        if _status_name(scenario) != "skipped":
+            return False
+        tag_expression = getattr(self.behave_config, "tag_expression", None)
+        if tag_expression is not None and not scenario.should_run_with_tags(tag_expression):
+            return False
+        ran = any(
+            getattr(step.status, "name", "") not in ("untested", "skipped") for step in scenario.all_steps
+        )
+        return ran or bool(getattr(scenario, "skip_reason", None))
 
     def report_not_run(self, scenario: Any, details: StatusDetails) -> None:
         """A scenario a hook kept from running: shown broken, with the hook's error."""
