@@ -279,3 +279,22 @@ def test_allure_results_have_one_test_per_pending_migration(release, cli, tmp_pa
     assert sizes["statements"][0]["locks"][0]["size"]["rows"] == ROWS
     password = psycopg.conninfo.conninfo_to_dict(url)["password"]
     assert not [p for p in results.iterdir() if password in p.read_text()]
+
+
+def test_an_unwritable_results_directory_is_a_clear_error(release, cli, tmp_path):
+    url, migrations = release
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("review", "-d", url, "-m", str(migrations), "--no-lint", "--allure-results", str(blocker))
+    assert result.code == 2, result.output
+    assert "--allure-results: cannot write to" in result.stderr and "bug in pgship" not in result.output
+
+
+def test_a_database_without_a_tracking_table_has_every_file_pending(database_url, migrations, cli):
+    migrations.write("001_t.sql", "CREATE TABLE t (id bigint PRIMARY KEY);\nCREATE INDEX t_id ON t (id);\n")
+    result = cli("review", "-d", database_url, "-m", str(migrations), "--no-lint", "--json")
+    assert result.code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [m["file"] for m in document["migrations"]] == ["001_t.sql"]
+    assert document["worst"] == []  # t is created by the release
+    assert scalar(database_url, "SELECT to_regclass('schema_migrations') IS NULL")  # review created nothing

@@ -151,7 +151,13 @@ def cmd_review(ctx: Any) -> int:
     if args.allure_results is not None:
         from pgship.review.allure import write_results
 
-        write_results(review, args.allure_results, database=database, secrets=ctx.out.secrets)
+        try:
+            write_results(review, args.allure_results, database=database, secrets=ctx.out.secrets)
+        except OSError as exc:
+            raise UsageError(
+                f"--allure-results: cannot write to {args.allure_results}: {exc.strerror or exc}",
+                hint="Name a directory pgship can create or write into.",
+            ) from None
     _render(ctx, review, database)
     if replay_failed is not None:
         return ExitCode.FAILED

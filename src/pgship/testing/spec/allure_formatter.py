@@ -15,6 +15,9 @@ Differences from ``allure_behave.formatter:AllureFormatter``, and why:
   formatter show a *skipped* scenario, a failing ``before_feature`` makes the
   feature vanish, and a failing ``before_all`` leaves an empty report. Here
   they become *broken* results carrying the hook's error.
+* A scenario that skips itself while running (``context.scenario.skip()`` in
+  a step) is shown *skipped*; the stock formatter drops it like a scenario
+  excluded by tags. Pending and undefined steps are *broken*, never passed.
 * ``--dry-run`` writes nothing (it would fill the results with "skipped").
 * The results folder is emptied at the start of a run (one run, one report;
   ``-D pgship.keep_results=true`` keeps earlier files, for parallel workers)
