@@ -28,10 +28,10 @@ def run_actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_actionlint_accepts_the_three_workflows() -> None:
+def test_actionlint_accepts_the_four_workflows() -> None:
     result = run_actionlint()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 workflow file(s) checked, 0 problem(s)" in result.stdout
+    assert "4 workflow file(s) checked, 0 problem(s)" in result.stdout
 
 
 def test_actionlint_really_lints(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_actionlint_really_lints(tmp_path: Path) -> None:
     assert "potentially untrusted" in result.stdout
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml", "pages.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "deploy.yml", "pages.yml", "review.yml"])
 def test_no_secret_is_written_in_a_workflow(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
     assert not re.search(r"postgres(ql)?://", text), "a database URL in a workflow"
@@ -90,3 +90,18 @@ def test_pages_publishes_the_report_with_its_history() -> None:
     build_runs = " ".join(step.get("run", "") for step in steps_of(jobs["build"]))
     assert "history" in build_runs and "make spec" in build_runs
     assert any(step.get("uses", "").startswith("actions/deploy-pages") for step in steps_of(jobs["deploy"]))
+
+
+def test_review_posts_the_release_review_on_pull_requests_touching_the_migrations() -> None:
+    config = workflow("review.yml")
+    trigger = config[True]["pull_request"]  # PyYAML reads the key `on` as True
+    assert trigger["paths"] == ["docker/postgres/migrations/**"]
+    steps = steps_of(config["jobs"]["review"])
+    review = next(step for step in steps if step.get("id") == "review")
+    assert "pgship review --markdown --fail-on access-exclusive:1000000" in review["run"]
+    assert '>> "$GITHUB_STEP_SUMMARY"' in review["run"]
+    assert review["env"]["DATABASE_URL"] == "${{ secrets.REVIEW_DATABASE_URL }}"
+    runs = [step.get("run", "") for step in steps]
+    comment = next(i for i, run in enumerate(runs) if "gh pr comment" in run)
+    gate = next(i for i, run in enumerate(runs) if "exit 1" in run)
+    assert steps.index(review) < comment < gate, "the comment is posted even when the gate fails"

@@ -47,7 +47,8 @@ PGSHIP_TABLE) > [tool.pgship] in pyproject.toml (migrations_dir, table).
 exit codes: 0 ok, 1 a migration or stage failed, 2 invalid input or refused (nothing
 changed), 3 database unreachable within the wait (worth retrying), 4 lock not acquired,
 5 not in sync (status --check, diff), 6 the database refused the connection for good
-(wrong password, no such database or role, a refused parameter: do not retry), 130 interrupted.
+(wrong password, no such database or role, a refused parameter: do not retry),
+7 review --fail-on threshold crossed, 130 interrupted.
 
 examples:
   pgship status                      what is applied, what is pending
@@ -1059,6 +1060,16 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
 _EXTENSIONS: list[Callable[[Callable[..., argparse.ArgumentParser]], None]] = []
 
 
+def register_command(
+    name: str,
+    add_parser: Callable[[Callable[..., argparse.ArgumentParser]], None],
+    handler: Callable[[Context], int],
+) -> None:
+    """Add a subcommand from another module: ``add_parser(add)`` builds its parser, ``handler`` runs it."""
+    COMMANDS[name] = handler
+    _EXTENSIONS.append(add_parser)
+
+
 # -- entry point -------------------------------------------------------------------
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
@@ -1152,6 +1163,9 @@ def _debug() -> bool:
 
 # serve and deploy register themselves through _EXTENSIONS (imported last: they use this module)
 from pgship import cli_release  # noqa: E402, F401
+from pgship.review import command as review_command  # noqa: E402
+
+review_command.register(register_command)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     LOCKED = 4  # another runner held the migration lock for the whole wait
     OUT_OF_SYNC = 5  # status --check / diff: the database does not match the files
     REJECTED = 6  # the database refused the connection for good (password, missing database or role)
+    GATE = 7  # review --fail-on: a pending migration crosses the team's threshold
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 

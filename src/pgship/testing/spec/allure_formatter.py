@@ -15,38 +15,83 @@ Differences from ``allure_behave.formatter:AllureFormatter``, and why:
   formatter show a *skipped* scenario, a failing ``before_feature`` makes the
   feature vanish, and a failing ``before_all`` leaves an empty report. Here
   they become *broken* results carrying the hook's error.
+* A scenario that skips itself while running (``context.scenario.skip()`` in
+  a step) is shown *skipped*; the stock formatter drops it like a scenario
+  excluded by tags. Pending and undefined steps are *broken*, never passed.
 * ``--dry-run`` writes nothing (it would fill the results with "skipped").
 * The results folder is emptied at the start of a run (one run, one report;
   ``-D pgship.keep_results=true`` keeps earlier files, for parallel workers)
   and gets ``environment.properties`` and ``executor.json`` at the end.
   ``-D pgship.results_dir=DIR`` moves it (a second ``-o`` would add a formatter).
 * Underscores in epic/feature/story tag values read as spaces.
+* Each scenario's result has a stable id (derived from its history id), so the
+  report's address of a scenario, ``index.html#<md5 of the uuid>``, stays the
+  same from run to run and the guide can link to it (:func:`report_anchor`).
+* A relative ``AllureFormatter.link_pattern`` (relative to the report's
+  ``index.html``, e.g. ``guide.html#{}``) becomes an absolute ``file://`` URL.
+  Allure 3 draws a relative link as text; a ``file://`` one it can be taught
+  to draw as a link (:func:`pgship.testing.spec.report.allow_file_links`).
+* The overview shows what a reader needs: no framework/language labels, no
+  executor block for a local run, only the run's pgship, PostgreSQL, backend
+  and Python versions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
+import allure_behave.listener as stock_listener
 import allure_commons
 from allure_behave.formatter import AllureFormatter
 from allure_behave.listener import AllureListener
-from allure_behave.utils import scenario_status_details
+from allure_behave.utils import scenario_history_id, scenario_status_details
 from allure_commons.logger import AllureFileLogger
 from allure_commons.mapping import labels_set, parse_tag
 from allure_commons.model2 import Label, Link, Status, StatusDetails, TestResult
 from allure_commons.types import LabelType, Severity
-from allure_commons.utils import md5, now, platform_label, uuid4
+from allure_commons.utils import md5, now, uuid4
 from behave.model import Rule, ScenarioOutline
 
 from pgship.testing.spec.attachments import scrubber
 from pgship.testing.spec.runinfo import RUN, HookFailure
 
 _HOOK_STATUSES = {"hook_error", "cleanup_error"}
+#: What the report's overview shows about a run (environment.properties); the rest is harness detail.
+OVERVIEW_KEYS = ("pgship", "PostgreSQL", "Backend", "Python")
+
+
+def stable_uuid(history_id: str) -> str:
+    """A result uuid that is the same on every run of the same scenario (outline rows included)."""
+    return str(uuid.UUID(hashlib.md5(f"pgship-scenario:{history_id}".encode()).hexdigest()))
+
+
+def report_anchor(result_uuid: str) -> str:
+    """The fragment Allure 3 shows a result at: ``index.html#<anchor>`` (its id is the uuid's md5)."""
+    return hashlib.md5(result_uuid.encode()).hexdigest()
+
+
+#: The guide page the report build writes beside index.html (pgship.testing.spec.report).
+GUIDE_PAGE = "guide.html"
+#: Where `make spec` writes the report, relative to the project root (allurerc.json's "output").
+REPORT_DIR = Path("reports") / "allure-report"
+
+
+def absolute_link_pattern(pattern: str | None, root: Path, report_dir: Path = REPORT_DIR) -> str | None:
+    """A relative link pattern made absolute (``file://``), resolved from the report's folder."""
+    if not pattern or "://" in pattern or pattern.startswith(("mailto:", "tel:")):
+        return pattern
+    path, hash_sign, fragment = pattern.partition("#")
+    target = Path(os.path.normpath(root / report_dir / path))
+    return target.as_uri() + hash_sign + fragment
+
+
 _SPACED_LABELS = {LabelType.EPIC, LabelType.FEATURE, LabelType.STORY, LabelType.SUITE, LabelType.PARENT_SUITE}
 
 
@@ -109,9 +154,22 @@ class PgshipAllureListener(AllureListener):
     def __init__(self, behave_config: Any) -> None:
         super().__init__(behave_config)
         self.reported: set[int] = set()
+        report_dir = Path(behave_config.userdata.get("pgship.report_dir", REPORT_DIR))
+        self.link_pattern = absolute_link_pattern(self.link_pattern, Path.cwd(), report_dir)
+        self.used_uuids: set[str] = set()
 
     def start_scenario(self, scenario: Any) -> None:
-        super().start_scenario(scenario)
+        stable = stable_uuid(scenario_history_id(scenario))
+        if stable in self.used_uuids:  # the same scenario twice in one run (a rerun): keep both
+            stable = uuid4()
+        self.used_uuids.add(stable)
+        original = stock_listener.uuid4
+        supply = iter([stable])  # the stock start_scenario's first uuid4() is the result's; later ones not
+        stock_listener.uuid4 = lambda: next(supply, None) or original()
+        try:
+            super().start_scenario(scenario)
+        finally:
+            stock_listener.uuid4 = original
         test_case = self.logger.get_test(self.current_scenario_uuid)
         tags = all_tags(scenario)
         parsed = [
@@ -122,36 +180,55 @@ class PgshipAllureListener(AllureListener):
         rule = rule_of(scenario)
         if rule is not None and not any(label.name == LabelType.STORY for label in labels):
             labels.append(Label(name=LabelType.STORY, value=rule.name))
-        test_case.labels = [
-            *labels_set(labels),
-            Label(name=LabelType.FEATURE, value=scenario.feature.name),
-            Label(name=LabelType.FRAMEWORK, value="behave"),
-            Label(name=LabelType.LANGUAGE, value=platform_label()),
-        ]
+        test_case.labels = [*labels_set(labels), Label(name=LabelType.FEATURE, value=scenario.feature.name)]
         test_case.links = _unique_links(_named(item, tag) for item, tag in zip(parsed, tags, strict=True))
         test_case.description = scenario_description(scenario)
         if rule is not None:
             test_case.titlePath = [*test_case.titlePath, rule.name]
 
     def stop_scenario(self, scenario: Any) -> None:
-        """As the stock listener, except that a failed hook makes the result broken, never skipped."""
+        """As the stock listener, except that a failed hook makes the result broken, never skipped,
+        and a scenario that skips itself while running is shown skipped instead of vanishing."""
         self.reported.add(id(scenario))
         hook_failed = (
             bool(getattr(scenario, "hook_failed", False)) or _status_name(scenario) in _HOOK_STATUSES
         )
-        if not hook_failed:
+        skipped_while_running = not hook_failed and self._skipped_while_running(scenario)
+        if not hook_failed and not skipped_while_running:
             super().stop_scenario(scenario)
             return
         self.flush_steps()
         test_result = self.logger.get_test(self.current_scenario_uuid)
         test_result.stop = now()
-        test_result.status = Status.BROKEN
-        test_result.statusDetails = _hook_details(scenario) or scenario_status_details(scenario)
+        if skipped_while_running:
+            test_result.status = Status.SKIPPED
+            test_result.statusDetails = StatusDetails(
+                message=f"skipped: {scenario.skip_reason or 'no reason'}"
+            )
+        else:
+            test_result.status = Status.BROKEN
+            test_result.statusDetails = _hook_details(scenario) or scenario_status_details(scenario)
         self.logger.close_test(self.current_scenario_uuid)
         self.current_step_uuid = None
         self.group_context.append_test(self.current_scenario_uuid)
         self.group_context.exit()
         self.current_scenario_uuid = None
+
+    def _skipped_while_running(self, scenario: Any) -> bool:
+        """Skipped after it was selected to run (a step called ``scenario.skip()``), not excluded by tags.
+
+        The stock listener drops every skipped scenario unless ``show_skipped``: one that skipped
+        itself half-way would silently disappear from the documentation.
+        """
+        if _status_name(scenario) != "skipped":
+            return False
+        tag_expression = getattr(self.behave_config, "tag_expression", None)
+        if tag_expression is not None and not scenario.should_run_with_tags(tag_expression):
+            return False
+        ran = any(
+            getattr(step.status, "name", "") not in ("untested", "skipped") for step in scenario.all_steps
+        )
+        return ran or bool(getattr(scenario, "skip_reason", None))
 
     def report_not_run(self, scenario: Any, details: StatusDetails) -> None:
         """A scenario a hook kept from running: shown broken, with the hook's error."""
@@ -183,7 +260,6 @@ class PgshipAllureListener(AllureListener):
             Label(name=LabelType.EPIC, value="Specification harness"),
             Label(name=LabelType.FEATURE, value="Hooks"),
             Label(name=LabelType.SEVERITY, value=Severity.BLOCKER),
-            Label(name=LabelType.FRAMEWORK, value="behave"),
         ]
         self.logger.schedule_test(test_case.uuid, test_case)
         self.logger.close_test(test_case.uuid)
@@ -362,15 +438,19 @@ class PgshipAllureFormatter(AllureFormatter):
     def _write_environment(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         environment = {"Python": platform.python_version(), **RUN.environment}
-        lines = [f"{_property_key(key)}={_property_value(value)}" for key, value in environment.items()]
+        lines = [
+            f"{_property_key(key)}={_property_value(environment[key])}"
+            for key in OVERVIEW_KEYS
+            if key in environment
+        ]
         (self.results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        (self.results_dir / "executor.json").write_text(
-            json.dumps(executor_info(), indent=2), encoding="utf-8"
-        )
+        executor = executor_info()
+        if executor is not None:  # a local run has nothing to link to: no "executor: local run" block
+            (self.results_dir / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
 
 
-def executor_info(environ: Any = os.environ) -> dict[str, Any]:
-    """Who ran the specification: GitHub Actions when its variables are set, otherwise this machine."""
+def executor_info(environ: Any = os.environ) -> dict[str, Any] | None:
+    """Who ran the specification: GitHub Actions or another CI; None for a run on this machine."""
     if environ.get("GITHUB_ACTIONS") == "true":
         server = environ.get("GITHUB_SERVER_URL", "https://github.com")
         repository = environ.get("GITHUB_REPOSITORY", "")
@@ -384,11 +464,12 @@ def executor_info(environ: Any = os.environ) -> dict[str, Any]:
             "buildUrl": run_url,
             "reportName": "pgship specification",
         }
-    name = "CI" if environ.get("CI") else "local run"
+    if not environ.get("CI"):
+        return None
     return {
-        "name": name,
-        "type": "ci" if environ.get("CI") else "local",
-        "buildName": f"{name} on {platform.node()}",
+        "name": "CI",
+        "type": "ci",
+        "buildName": f"CI on {platform.node()}",
         "reportName": "pgship specification",
     }
 
