@@ -148,9 +148,9 @@ MANUAL_CHANGES = [
     ),
     (
         "extension added",
-        "CREATE EXTENSION vector",
-        [("extension", "vector", "only_live", None)],
-        "extension vector exists only in the live database (installed by hand?)",
+        "CREATE EXTENSION hstore",
+        [("extension", "hstore", "only_live", None)],
+        "extension hstore exists only in the live database (installed by hand?)",
     ),
     (
         "policy added",

@@ -40,7 +40,7 @@ def expected_snapshot(
     from pgship.replay import replayed
 
     with replayed(discovery, table, options, on_event=on_event) as done, connect(done.url) as conn:
-        return snapshot(conn, table), done.result
+        return snapshot(conn, done.table), done.result
 
 
 def live_warnings(
