@@ -8,7 +8,7 @@ ifdef GITHUB_REPOSITORY
 SPEC_LINKS := -D "AllureFormatter.link_pattern=$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY)/blob/$(GITHUB_SHA)/docs/DEPLOYMENT.md\#{}"
 endif
 
-.PHONY: spec spec-container spec-report spec-dry-run spec-embedded browser
+.PHONY: spec spec-container spec-matrix spec-report spec-dry-run spec-embedded browser
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -27,6 +27,21 @@ spec-container: $(STAMP) node_modules/.installed
 	bash scripts/start-docker.sh
 	@image=$$(bash scripts/pick-postgres-image.sh); \
 	status=0; PGSHIP_TEST_IMAGE=$$image $(BEHAVE) $(SPEC_LINKS) -D db=container -f progress || status=$$?; \
+	$(PY) -m pgship.testing.spec.report $(RESULTS) || status=$$((status ? status : 1)); \
+	exit $$status
+
+# every scenario on each PostgreSQL major the embedded server runs (binaries fetched on first use,
+# src/pgship/testing/binaries.py), into one report: each result carries a "PostgreSQL" parameter and the
+# report's environment lists every version. Runs them all, then fails if any run failed.
+SPEC_MAJORS ?= 14 15 16 17 18
+spec-matrix: $(STAMP) node_modules/.installed
+	@status=0; keep=0; \
+	for major in $(SPEC_MAJORS); do \
+		echo "== the specification on embedded PostgreSQL $$major"; \
+		$(BEHAVE) $(SPEC_LINKS) -D db=embedded -D pg=$$major -D pgship.keep_results=$$keep -f progress \
+			|| status=$$?; \
+		keep=1; \
+	done; \
 	$(PY) -m pgship.testing.spec.report $(RESULTS) || status=$$((status ? status : 1)); \
 	exit $$status
 
