@@ -46,6 +46,15 @@ def test_unknown_backend_is_refused_with_the_choices() -> None:
         choose_backend({"db": "sqlite"}, {})
 
 
+def test_the_postgresql_major_comes_from_userdata_or_the_environment_and_is_checked() -> None:
+    assert choose_backend({}, {}).pg is None
+    assert choose_backend({"pg": "14"}, {"PGSHIP_TEST_PG": "18"}).pg == 14
+    assert choose_backend({}, {"PGSHIP_TEST_PG": "18"}).describe() == "embedded (PostgreSQL 18 with contrib)"
+    assert choose_backend({"db": "container", "pg": "15"}, {}).image == "postgres:15"
+    with pytest.raises(BackendChoiceError, match="14, 15, 16, 17, 18"):
+        choose_backend({"pg": "13"}, {})
+
+
 # -- isolation --------------------------------------------------------------------
 def test_each_scenario_gets_an_empty_clone_and_it_is_dropped_after(spec_session: SpecSession) -> None:
     first = spec_session.begin_scenario()

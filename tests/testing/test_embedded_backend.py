@@ -1,0 +1,68 @@
+"""The embedded server: PostgreSQL 14-18, each with the contrib extensions real applications create.
+
+These start real servers from the cached builds (fetched on first use, pgship.testing.binaries).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgship.testing import EmbeddedPostgres, EmbeddedServerError, binaries
+
+
+@pytest.mark.parametrize("major", binaries.MAJORS)
+def test_every_major_creates_every_common_contrib_extension(major: int) -> None:
+    with (
+        EmbeddedPostgres(version=major) as server,
+        psycopg.connect(server.admin_url, autocommit=True) as conn,
+    ):
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith(f"{major}.")
+        for extension in binaries.COMMON_EXTENSIONS:
+            # CREATE, not just listed as available: proves each one's shared library loads here
+            conn.execute(f'CREATE EXTENSION "{extension}"')
+        installed = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+        assert set(binaries.COMMON_EXTENSIONS) <= installed
+        assert conn.execute("SELECT uuid_generate_v4() <> gen_random_uuid()").fetchone()[0]
+        assert conn.execute("SELECT similarity('pgship', 'pgshop') > 0.3").fetchone()[0]
+
+
+@pytest.mark.parametrize("major", binaries.MAJORS)
+def test_this_machine_has_every_library_the_builds_load(major: int) -> None:
+    """What `ldd` reports missing (make venv installs libossp-uuid16 for uuid-ossp)."""
+    assert binaries.missing_libraries(binaries.ensure_installed(major)) == {}
+
+
+def test_servers_cloned_from_one_template_each_have_their_own_password() -> None:
+    with EmbeddedPostgres() as first, EmbeddedPostgres() as second:
+        assert first.password != second.password
+        wrong = second.admin_url.replace(second.password, first.password)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(wrong).close()
+        psycopg.connect(second.admin_url).close()
+
+
+def test_a_major_pgship_does_not_run_is_refused_naming_those_it_does() -> None:
+    with pytest.raises(EmbeddedServerError, match=r"PostgreSQL 13 is not available .* 14, 15, 16, 17, 18"):
+        EmbeddedPostgres(version=13)
+
+
+def test_parallel_first_uses_fetch_once_and_both_get_the_same_build(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    script = "from pgship.testing import binaries; print(binaries.ensure_installed(16))"
+    env = {**os.environ, "PGSHIP_CACHE_DIR": str(cache)}
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300)[0].strip() for process in processes]
+    assert [process.returncode for process in processes] == [0, 0]
+    assert outputs[0] == outputs[1] == str(cache / f"postgresql-{binaries.RELEASES[16]}")
+    assert (Path(outputs[0]) / "bin" / "postgres").is_file()
+    leftovers = sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
+    assert leftovers == [f"postgresql-{binaries.RELEASES[16]}"]  # no second copy, no scratch directory
