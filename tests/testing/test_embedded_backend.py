@@ -66,3 +66,12 @@ def test_parallel_first_uses_fetch_once_and_both_get_the_same_build(tmp_path: Pa
     assert (Path(outputs[0]) / "bin" / "postgres").is_file()
     leftovers = sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock"))
     assert leftovers == [f"postgresql-{binaries.RELEASES[16]}"]  # no second copy, no scratch directory
+
+
+def test_the_password_set_at_start_never_reaches_the_servers_log() -> None:
+    settings = {"log_statement": "all", "log_min_duration_statement": "0", "log_min_error_statement": "info"}
+    with EmbeddedPostgres(settings=settings) as server:
+        psycopg.connect(server.admin_url).close()
+        log = server.log_file.read_text(errors="replace")
+        assert "statement: " in log  # the log does record statements...
+        assert server.password not in log  # ...but not the one that set the password

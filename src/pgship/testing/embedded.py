@@ -171,6 +171,9 @@ class EmbeddedPostgres(PostgresServer):
         with psycopg.connect(
             host=str(self.socket_dir), port=self.port, user=self.user, dbname="postgres", autocommit=True
         ) as conn:
+            # never in the server's log, whatever its settings (a test may log every statement)
+            conn.execute("SET log_statement = 'none'; SET log_min_duration_statement = -1")
+            conn.execute("SET log_min_error_statement = 'panic'")
             statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
             conn.execute(statement.format(sql.Identifier(self.user), sql.Literal(self.password)))
 
