@@ -75,3 +75,14 @@ def test_the_password_set_at_start_never_reaches_the_servers_log() -> None:
         log = server.log_file.read_text(errors="replace")
         assert "statement: " in log  # the log does record statements...
         assert server.password not in log  # ...but not the one that set the password
+
+
+def test_a_server_that_cannot_start_says_why_and_stops_and_starts_again_after_a_stop() -> None:
+    with pytest.raises(EmbeddedServerError, match="shared_buffers"):
+        EmbeddedPostgres(settings={"shared_buffers": "plenty"}).setup()
+    with EmbeddedPostgres() as server:
+        server.stop()  # the log now says "database system is shut down": a later start must not mind
+        server.start()
+        psycopg.connect(server.admin_url).close()
+        server.restart()
+        psycopg.connect(server.admin_url).close()

@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class EmbeddedPostgres(PostgresServer):
         self._run_as = binaries.run_as_user()
         self._closed = False
         self._running = False
+        self._log_start = 0
         self.root = Path(tempfile.mkdtemp(prefix="pgship-pg-", dir=_scratch_parent(durable)))
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "sock"
@@ -194,8 +196,11 @@ class EmbeddedPostgres(PostgresServer):
         return True
 
     def start(self) -> None:
-        self._pg_ctl("start", "-w", "-t", "30", "-l", str(self.log_file), "-o", self._server_options())
+        # -W and our own wait: pg_ctl -w looks every 100 ms, a replay's server is ready in about 50
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._pg_ctl("start", "-W", "-l", str(self.log_file), "-o", self._server_options())
         self._running = True
+        self._wait_until(self._ready, "start")
 
     def stop(self) -> None:
         self._pg_ctl("stop", "-w", "-m", "fast")
@@ -214,9 +219,36 @@ class EmbeddedPostgres(PostgresServer):
         self._closed = True
         if self._running:
             with contextlib.suppress(EmbeddedServerError):
-                self._pg_ctl("stop", "-w", "-m", "immediate")
+                self._pg_ctl("stop", "-W", "-m", "immediate")
+                self._wait_until(lambda: not (self.data_dir / "postmaster.pid").exists(), "stop")
             self._running = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _ready(self) -> bool:
+        """The postmaster says ``ready`` in its pid file (line 8); a start that failed raises at once."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return True
+        log = ""
+        with contextlib.suppress(FileNotFoundError), open(self.log_file, "rb") as handle:
+            handle.seek(self._log_start)  # this start's lines only: an earlier stop logged "shut down"
+            log = handle.read().decode(errors="replace")
+        if "FATAL:" in log or "database system is shut down" in log:
+            raise EmbeddedServerError(f"PostgreSQL did not start:\n{log[-4000:]}")
+        return False
+
+    def _wait_until(self, done: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        pause = 0.002
+        while not done():
+            if time.monotonic() > deadline:
+                log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+                raise EmbeddedServerError(f"PostgreSQL did not {what} within {timeout_s:.0f} s:\n{log}")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
 
     def __enter__(self) -> EmbeddedPostgres:
         if not self._running:
