@@ -11,6 +11,8 @@ Prints medians (and min-max) in milliseconds for, in one run on one machine:
 then, for a --count-migration set (default 300, bench/peerbench's workload), side by side on one
 running server, each in a fresh database created and dropped in the timed part:
   psql session     the plain floor: one `psql -f 001.sql -f 002.sql ...` (autocommit, no tracking)
+  psql floor       one psql session, each file in BEGIN/COMMIT with its tracking INSERT (the same
+                   guarantees as pgship's runner, none of its checks: bench/peers.py's floor)
   psql loop        one `psql -1 -f FILE` per file (the deploy loop pgship replaces)
   replay url       verify --replay's replay in a scratch database there (--replay-url), in process
   cli replay url   `pgship verify --replay --replay-url URL` as a process (Python start, parsing)
@@ -136,8 +138,10 @@ def main() -> None:
     print(f"{args.count} migrations (bench/peerbench workload), replay vs psql on one server (ms):")
     print_table(large)
     floor = large["psql session"]["total"]["median"]
-    for name in ("psql loop", "replay url", "cli replay url"):
+    for name in ("psql floor", "psql loop", "replay url", "cli replay url"):
         print(f"  {name} / psql session: {large[name]['total']['median'] / floor:.2f}x")
+    guarded = large["psql floor"]["total"]["median"]
+    print(f"  replay url / psql floor: {large['replay url']['total']['median'] / guarded:.2f}x")
     print("embedded server start-up (ms):")
     print_table(startup)
     out = ROOT / "bench" / "results"
@@ -182,6 +186,22 @@ def versus_psql(server: object, count: int, runs: int) -> dict[str, dict[str, di
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
         server.drop_database(name)  # type: ignore[attr-defined]
 
+    def psql_floor() -> None:
+        name = server.create_database()  # type: ignore[attr-defined]
+        command = [
+            psql,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            server.url_for(name),
+            "-f",
+            str(files.floor),
+        ]  # type: ignore[attr-defined]
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        server.drop_database(name)  # type: ignore[attr-defined]
+
     def psql_loop() -> None:
         name = server.create_database()  # type: ignore[attr-defined]
         url = server.url_for(name)  # type: ignore[attr-defined]
@@ -202,6 +222,7 @@ def versus_psql(server: object, count: int, runs: int) -> dict[str, dict[str, di
     samples: dict[str, dict[str, list[float]]] = {}
     actions = {
         "psql session": psql_session,
+        "psql floor": psql_floor,
         "psql loop": psql_loop,
         "replay url": replay_url,
         "cli replay url": cli_replay_url,

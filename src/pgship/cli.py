@@ -853,9 +853,10 @@ def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
     )
     compared = sum(result.migrations_counts.values())
     if result.equal:
+        where = f"; replayed on {replay.location}" if replay else ""
         out.line(
             f"The live database ({database}) has the schema the migrations build "
-            f"({compared} objects compared)."
+            f"({compared} objects compared{where})."
         )
         return
     out.line(f"Compared the live database ({database}) with {source}.")
