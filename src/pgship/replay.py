@@ -108,6 +108,19 @@ def replay_hint(details: FailureDetails, result: ReplayResult) -> str:
             "Replay on the embedded server (drop --replay-url and PGSHIP_REPLAY_URL) or on a server of "
             "its own; pgship drops the roles a replay created, never ones that were there before."
         )
+    if details.sqlstate == "42501":
+        return (
+            f"{replayed}; the replay's user lacks a privilege this file needs ({message}). Replay as a "
+            "user with the privileges production's migration user has (a superuser for most "
+            "extensions): --replay-url URL."
+        )
+    if details.sqlstate == "42601":
+        return (
+            f"{replayed}; this file does not parse on PostgreSQL {result.server_version or '?'}, whatever "
+            "the earlier files built. If production runs another major version, replay on that one "
+            "(--pg-version N, or a --replay-url server of the production image); otherwise fix the "
+            "file (if it was edited after it ran, record the edit with `pgship repair`)."
+        )
     return (
         f"{replayed}; this one fails on a database built from them alone, so every new environment (CI, "
         "a developer's machine, a rebuild after a disaster) stops here even if production is fine. "

@@ -217,6 +217,32 @@ def test_an_extension_the_replay_server_lacks_is_named_with_where_to_replay_inst
         assert "pgship repair" not in result.stderr and "Production got past it" not in result.stderr
 
 
+def test_a_syntax_only_newer_majors_accept_points_at_the_version_not_at_production_state(cli, migrations):
+    migrations.write("001_t.sql", "CREATE TABLE t (code text);\n")
+    migrations.write("002_unique.sql", "CREATE UNIQUE INDEX t_code ON t (code) NULLS NOT DISTINCT;\n")
+    result = cli("-m", str(migrations), "verify", "--replay", "--no-database", "--pg-version", "14")
+    assert result.code == 1, result.output
+    assert "002_unique.sql:1" in result.stderr and "[SQLSTATE 42601]" in result.stderr
+    assert "does not parse on PostgreSQL 14.23" in result.stderr and "--pg-version N" in result.stderr
+    assert "Production got past it" not in result.stderr
+    assert cli("-m", str(migrations), "verify", "--replay", "--no-database").code == 0  # 15+ has it
+
+
+def test_a_replay_user_without_a_privilege_is_told_so(cli, pg_server, migrations):
+    query(pg_server.admin_url, "CREATE ROLE pgship_plain LOGIN CREATEDB PASSWORD 'plain-secret'")
+    try:
+        url = pg_server.admin_url.replace(
+            f"{pg_server.user}:{pg_server.password}@", "pgship_plain:plain-secret@"
+        )
+        migrations.write("001_ext.sql", "CREATE EXTENSION file_fdw;\n")  # untrusted: superuser only
+        result = cli("-m", str(migrations), "verify", "--replay-url", url)
+        assert result.code == 1, result.output
+        assert "[SQLSTATE 42501]" in result.stderr and "lacks a privilege" in result.stderr
+        assert "plain-secret" not in result.output
+    finally:
+        query(pg_server.admin_url, "DROP ROLE pgship_plain")
+
+
 def test_the_live_databases_major_is_the_default_and_is_printed(cli, migrations):
     """With a database at hand, the replay runs on that server's major, not the embedded default."""
     from pgship.testing import EmbeddedPostgres
