@@ -16,9 +16,17 @@ running server, each in a fresh database created and dropped in the timed part:
   psql loop        one `psql -1 -f FILE` per file (the deploy loop pgship replaces)
   replay url       verify --replay's replay in a scratch database there (--replay-url), in process
   cli replay url   `pgship verify --replay --replay-url URL` as a process (Python start, parsing)
+where the replay's time goes (the same 300 migrations through psycopg, each in BEGIN/COMMIT with a
+tracking INSERT, differing only in how they reach the server):
+  one query        each migration as one simple-protocol query string (one round trip, no per-statement
+                   errors: the floor of any runner that must name the failing statement)
+  round trips      each statement its own simple-protocol query
+  runner pipeline  the runner's shape: one psycopg pipeline per migration, lock_timeout, RESET ALL...
 and the embedded server's start-up:
   server warm      EmbeddedPostgres().setup(): copy the cached template data directory, start
   server cold      the same on first use of a major (initdb into the template, then as warm)
+  initdb each time the way pgship started a server before the template: initdb, pg_ctl start -w
+                   (its 100 ms polling), with the same binaries, then pg_ctl stop
 and writes the numbers to bench/results/replay.json. Goal: replay url / psql session <= 1.2.
 """
 
@@ -123,6 +131,7 @@ def main() -> None:
         ):
             results[name] = describe(measure(args.runs, action))
         large = versus_psql(server, args.count, args.runs)
+        shapes = protocol_shapes(server, args.count, args.runs)
         startup = server_startup(args.runs)
 
     print(
@@ -142,11 +151,19 @@ def main() -> None:
         print(f"  {name} / psql session: {large[name]['total']['median'] / floor:.2f}x")
     guarded = large["psql floor"]["total"]["median"]
     print(f"  replay url / psql floor: {large['replay url']['total']['median'] / guarded:.2f}x")
+    print(f"{args.count} migrations through psycopg, by protocol shape (ms):")
+    print_table(shapes)
     print("embedded server start-up (ms):")
     print_table(startup)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    document = {"runs": args.runs, "results": results, "versus_psql": large, "startup": startup}
+    document = {
+        "runs": args.runs,
+        "results": results,
+        "versus_psql": large,
+        "protocol_shapes": shapes,
+        "startup": startup,
+    }
     (out / "replay.json").write_text(json.dumps(document, indent=2))
 
 
@@ -234,6 +251,48 @@ def versus_psql(server: object, count: int, runs: int) -> dict[str, dict[str, di
     return {name: describe(parts) for name, parts in samples.items()}
 
 
+def protocol_shapes(server: object, count: int, runs: int) -> dict[str, dict[str, dict[str, float]]]:
+    """The replay's migrations through psycopg three ways: is the gap to psql the protocol's?"""
+    import psycopg
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from peerbench.workload import migrations
+
+    items = migrations(count)
+    scripts = []
+    for item in items:
+        statements = [part.strip() for part in item.sql.split(";\n") if part.strip()]
+        record = f"INSERT INTO schema_migrations VALUES ('{item.number}', '{item.name}')"
+        scripts.append(["BEGIN", *statements, record, "COMMIT"])
+
+    def shape(kind: str) -> Callable[[], None]:
+        def run() -> None:
+            name = server.create_database()  # type: ignore[attr-defined]
+            with psycopg.connect(server.url_for(name), autocommit=True) as conn:  # type: ignore[attr-defined]
+                conn.execute("CREATE TABLE schema_migrations (version text PRIMARY KEY, name text)")
+                for script in scripts:
+                    if kind == "one query":
+                        conn.pgconn.exec_(";".join(script).encode())
+                    elif kind == "round trips":
+                        for text in script:
+                            conn.pgconn.exec_(text.encode())
+                    else:
+                        body = [script[0], "SET LOCAL lock_timeout = '3000ms'", *script[1:]]
+                        with conn.pipeline():
+                            for text in [*body, "RESET ALL", "SET client_connection_check_interval = 1000"]:
+                                conn.execute(text)  # type: ignore[call-overload]
+            server.drop_database(name)  # type: ignore[attr-defined]
+
+        return run
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    for _ in range(runs):
+        for name in ("one query", "round trips", "runner pipeline"):
+            for part, values in measure(1, shape(name)).items():
+                samples.setdefault(name, {}).setdefault(part, []).extend(values)
+    return {name: describe(parts) for name, parts in samples.items()}
+
+
 def server_startup(runs: int) -> dict[str, dict[str, dict[str, float]]]:
     """Start-up of an embedded server: warm (template cached) and cold (initdb into a new template)."""
     import secrets
@@ -256,9 +315,38 @@ def server_startup(runs: int) -> dict[str, dict[str, dict[str, float]]]:
             for suffix in (".complete", ".lock"):
                 (templates / (name + suffix)).unlink(missing_ok=True)
 
+    def initdb_each_time() -> None:
+        import os
+        import tempfile
+
+        from pgship.testing import binaries
+
+        prefix = binaries.ensure_installed(default_major())
+        user = binaries.run_as_user()
+        root = Path(tempfile.mkdtemp(prefix="pgship-bench-initdb-"))
+        try:
+            root.chmod(0o755)
+            binaries.chown_to_server_user(root)
+            env = {**os.environ, "LD_LIBRARY_PATH": binaries.library_path(prefix)}
+            data, log = str(root / "data"), str(root / "log")
+
+            def run(*command: str) -> None:
+                subprocess.run(command, user=user, env=env, cwd=root, check=True, capture_output=True)
+
+            run(str(prefix / "bin" / "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
+            options = f"-c listen_addresses='' -c unix_socket_directories={root} -c fsync=off"
+            run(str(prefix / "bin" / "pg_ctl"), "-D", data, "start", "-w", "-l", log, "-o", options)
+            run(str(prefix / "bin" / "pg_ctl"), "-D", data, "stop", "-w", "-m", "immediate")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
     samples: dict[str, dict[str, list[float]]] = {}
     for _ in range(runs):
-        for name, action in (("server warm", warm), ("server cold", cold)):
+        for name, action in (
+            ("server warm", warm),
+            ("server cold", cold),
+            ("initdb each time", initdb_each_time),
+        ):
             for part, values in measure(1, action).items():
                 samples.setdefault(name, {}).setdefault(part, []).extend(values)
     return {name: describe(parts) for name, parts in samples.items()}
