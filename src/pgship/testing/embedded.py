@@ -144,7 +144,8 @@ class EmbeddedPostgres(PostgresServer):
         if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
             return target
         templates.mkdir(parents=True, exist_ok=True)
-        templates.chmod(0o755)
+        with contextlib.suppress(PermissionError):
+            templates.chmod(0o755)
         with binaries.file_lock(templates / f"{target.name}.lock"):
             if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
                 return target
@@ -156,24 +157,26 @@ class EmbeddedPostgres(PostgresServer):
             pwfile = scratch / "pwfile"
             pwfile.write_text("pgship-template-" + secrets.token_urlsafe(12) + "\n")  # replaced at start
             binaries.chown_to_server_user(pwfile)
-            self._run(
-                "initdb",
-                "-D",
-                str(data),
-                "-U",
-                self.user,
-                f"--pwfile={pwfile}",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-                "--wal-segsize=1",  # one 1 MB WAL segment to copy per server instead of 16 MB
-                cwd=scratch,
-            )
-            data.rename(target)
-            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                self._run(
+                    "initdb",
+                    "-D",
+                    str(data),
+                    "-U",
+                    self.user,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                    "--wal-segsize=1",  # one 1 MB WAL segment to copy per server instead of 16 MB
+                    cwd=scratch,
+                )
+                data.rename(target)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)  # a failed initdb leaves nothing behind
             (target.parent / f"{target.name}.complete").write_text(release + "\n")
         return target
 
