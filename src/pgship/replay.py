@@ -166,6 +166,7 @@ class ReplayResult:
     location: str = ""  # where it ran, never with a password
     pg_version_source: str = ""  # why this major: "--pg-version", "default", "the live database's major"
     dropped_roles: list[str] = field(default_factory=list)  # roles the replay created on a shared server
+    warnings: list[str] = field(default_factory=list)
     applied: int = 0
     latest: str | None = None
     start_ms: int = 0  # starting the server (embedded) or creating the scratch database (url)
@@ -182,7 +183,7 @@ class ReplayResult:
             f"Replayed {count} on an empty database ({self.location}) in {self.total_ms / 1000:.2f} s: "
             f"{'server start' if self.server == 'embedded' else 'scratch database'} "
             f"{self.start_ms / 1000:.2f} s, migrations {self.migrate_ms / 1000:.2f} s."
-        )
+        ) + "".join(f"\nwarning: {warning}" for warning in self.warnings)
 
 
 @dataclass
@@ -229,6 +230,14 @@ def replayed(
     try:
         if options.url is not None:
             roles_before = _role_names(server)
+            there = sorted(named_roles(discovery) & roles_before)
+            if there:
+                result.warnings.append(
+                    f"the migrations create role(s) that already exist on the replay server "
+                    f"({', '.join(there)}): roles belong to the whole server, so this replay did not "
+                    "create them and cannot prove the migrations do. This replay needs an isolated "
+                    "server: the embedded one (no --replay-url), or a server of its own."
+                )
         database = _scratch_database(server)
         try:
             url = server.url_for(database)
@@ -430,6 +439,15 @@ def _role_names(server: PostgresServer) -> set[str]:
 _CREATE_ROLE = re.compile(r'\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))', re.I)
 
 
+def named_roles(discovery: Discovery) -> set[str]:
+    """Roles the migration files create by name (``CREATE ROLE/USER/GROUP name``, also inside DO blocks)."""
+    named: set[str] = set()
+    for migration in discovery.migrations:
+        for quoted, bare in _CREATE_ROLE.findall(migration.text):
+            named.add(quoted.replace('""', '"') if quoted else bare.lower())
+    return named
+
+
 def _roles_the_migrations_created(
     server: PostgresServer, before: set[str], discovery: Discovery
 ) -> list[str]:
@@ -438,10 +456,7 @@ def _roles_the_migrations_created(
     Both conditions: a role someone else created on the shared server meanwhile is not named by
     the migrations, and a role the migrations name that existed before is not the replay's.
     """
-    named: set[str] = set()
-    for migration in discovery.migrations:
-        for quoted, bare in _CREATE_ROLE.findall(migration.text):
-            named.add(quoted.replace('""', '"') if quoted else bare.lower())
+    named = named_roles(discovery)
     if not named:
         return []
     import psycopg

@@ -339,5 +339,19 @@ def test_a_role_that_existed_before_the_replay_is_kept_and_the_replay_asks_for_a
         assert role_exists(pg_server, "pgship_existing")
         embedded = cli("-m", str(migrations), "verify", "--replay", "--no-database")
         assert embedded.code == 0, embedded.output
+        # the idempotent form replays, but proves nothing about the role: said, and the role is kept
+        migrations.write(
+            "001_role.sql",
+            "DO $$ BEGIN\n  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgship_existing') THEN\n"
+            "    CREATE ROLE pgship_existing NOLOGIN;\n  END IF;\nEND $$;\n",
+        )
+        guarded = cli("-m", str(migrations), "--json", "verify", "--replay-url", pg_server.admin_url)
+        assert guarded.code == 0, guarded.output
+        replay = json.loads(guarded.stdout)["replay"]
+        assert replay["dropped_roles"] == [] and "pgship_existing" in replay["warnings"][0]
+        assert "needs an isolated server" in replay["warnings"][0]
+        assert role_exists(pg_server, "pgship_existing")
+        text = cli("-m", str(migrations), "verify", "--replay-url", pg_server.admin_url)
+        assert "warning: the migrations create role(s) that already exist" in text.stdout
     finally:
         query(pg_server.admin_url, "DROP ROLE pgship_existing")
