@@ -319,11 +319,10 @@ def _unpack(wheel: Path, into: Path) -> Path:
 
 
 def _readable_by_all(root: Path) -> None:
-    for directory, dirnames, filenames in os.walk(root):
+    for directory, _subdirectories, filenames in os.walk(root):
         base = Path(directory)
         base.chmod(base.stat().st_mode | 0o755)
         for name in filenames:
             path = base / name
             if not path.is_symlink():
                 path.chmod(path.stat().st_mode | 0o044 | (0o011 if path.stat().st_mode & 0o100 else 0))
-        del dirnames  # walked by os.walk
