@@ -115,6 +115,7 @@ def diff(
     expected, replay = expected_snapshot(discovery, table, options, on_event=on_event)
     result = compare(live, expected)
     result.warnings[:0] = warnings
+    result.warnings += replay.warnings  # what the replay itself could not prove (a shared server's roles)
     result.replay = replay
     result.timings_ms = {"live_snapshot": live_ms, "replay": replay.total_ms, "total": _ms_since(started)}
     return result
