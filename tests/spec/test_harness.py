@@ -274,3 +274,15 @@ def test_the_old_runner_leaves_its_own_kind_of_tracking_table(spec_session: Spec
         assert world.table_exists("customers")
     finally:
         spec_session.end_scenario(world)
+
+
+def test_runs_adding_to_one_report_list_every_postgresql_version_and_backend() -> None:
+    from pgship.testing.spec.allure_formatter import merged_environment
+
+    earlier = "Python=3.11.7\nPostgreSQL=14.23, 15.19\nBackend=embedded (PostgreSQL 14 with contrib)\n"
+    current = {"PostgreSQL": "16.15", "Backend": "embedded (PostgreSQL 16 with contrib)", "pgship": "0.1.0"}
+    merged = merged_environment(earlier, current)
+    assert merged["PostgreSQL"] == "14.23, 15.19, 16.15"
+    assert merged["Backend"] == "embedded (PostgreSQL 14 with contrib), embedded (PostgreSQL 16 with contrib)"
+    assert merged["pgship"] == "0.1.0"
+    assert merged_environment("PostgreSQL=16.15\n", {"PostgreSQL": "16.15"})["PostgreSQL"] == "16.15"

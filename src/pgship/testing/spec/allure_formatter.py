@@ -372,7 +372,7 @@ class PgshipAllureFormatter(AllureFormatter):
         environment = {"Python": platform.python_version(), **RUN.environment}
         target = self.results_dir / "environment.properties"
         if self.keep_results and target.exists():  # runs adding to one report (spec-matrix): list each
-            environment = _merged_environment(target.read_text(encoding="utf-8"), environment)
+            environment = merged_environment(target.read_text(encoding="utf-8"), environment)
         lines = [f"{_property_key(key)}={_property_value(value)}" for key, value in environment.items()]
         (self.results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (self.results_dir / "executor.json").write_text(
@@ -380,7 +380,7 @@ class PgshipAllureFormatter(AllureFormatter):
         )
 
 
-def _merged_environment(previous: str, current: dict[str, str]) -> dict[str, str]:
+def merged_environment(previous: str, current: dict[str, str]) -> dict[str, str]:
     """This run's environment, with the earlier runs' different PostgreSQL versions and backends kept."""
     earlier = dict(line.split("=", 1) for line in previous.splitlines() if "=" in line)
     merged = dict(current)
