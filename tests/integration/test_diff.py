@@ -269,6 +269,24 @@ def test_diff_replays_on_the_live_servers_major_with_its_contrib_extensions(cli,
         assert changed.code == 5 and "users_name_trgm" in changed.output, changed.output
 
 
+def test_the_health_schema_check_replays_on_the_live_servers_major(migrations):
+    from pgship.history import TrackingTable
+    from pgship.migrations import discover
+    from pgship.schema.check import SchemaCheck
+    from pgship.testing import EmbeddedPostgres
+
+    migrations.write("001_t.sql", "CREATE EXTENSION citext;\nCREATE TABLE t (email citext NOT NULL);\n")
+    with EmbeddedPostgres(version=17) as live:
+        with psycopg.connect(live.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION citext; CREATE TABLE t (email citext NOT NULL)")
+        check = SchemaCheck(
+            live.admin_url, discover(migrations.path), TrackingTable.parse("schema_migrations")
+        )
+        verdict = check.run()
+        assert verdict.status == "pass", verdict
+        assert check.replay is not None and check.replay.server_version.startswith("17.")
+
+
 def test_a_replay_on_another_major_version_still_matches_but_warns(cli, database_url):
     """PostgreSQL 18 catalogs NOT NULL as constraints and prints some definitions differently."""
     assert cli("-d", database_url, "-m", str(SAMPLE), "migrate").code == 0
