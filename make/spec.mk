@@ -20,7 +20,7 @@ endif
 REVIEW := env -u DATABASE_URL -u PGHOST -u PGDATABASE -u PGSERVICE $(VENV)/bin/pgship review \
 	-m docker/postgres/migrations --replay --allure-results $(RESULTS)
 
-.PHONY: spec spec-container spec-report spec-dry-run spec-embedded browser
+.PHONY: spec spec-container spec-matrix spec-report spec-dry-run spec-embedded browser
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -41,6 +41,21 @@ spec-container: $(STAMP) node_modules/.installed
 	@image=$$(bash scripts/pick-postgres-image.sh); \
 	status=0; PGSHIP_TEST_IMAGE=$$image $(BEHAVE) $(SPEC_LINKS) -D db=container -f progress || status=$$?; \
 	$(REVIEW) > reports/release-review.txt || echo "release review: exit $$?, see reports/release-review.txt"; \
+	$(PY) -m pgship.testing.spec.report $(RESULTS) $(REPORT_FLAGS) || status=$$((status ? status : 1)); \
+	exit $$status
+
+# every scenario on each PostgreSQL major the embedded server runs (binaries fetched on first use,
+# src/pgship/testing/binaries.py), into one report: each result carries a "PostgreSQL" parameter and the
+# report's environment lists every version. Runs them all, then fails if any run failed.
+SPEC_MAJORS ?= 14 15 16 17 18
+spec-matrix: $(STAMP) node_modules/.installed
+	@status=0; keep=0; \
+	for major in $(SPEC_MAJORS); do \
+		echo "== the specification on embedded PostgreSQL $$major"; \
+		$(BEHAVE) $(SPEC_LINKS) -D db=embedded -D pg=$$major -D pgship.keep_results=$$keep -f progress \
+			|| status=$$?; \
+		keep=1; \
+	done; \
 	$(PY) -m pgship.testing.spec.report $(RESULTS) $(REPORT_FLAGS) || status=$$((status ? status : 1)); \
 	exit $$status
 

@@ -25,6 +25,12 @@ def replay_on_own_server(context: Any) -> None:
     context.world.cli.env["PGSHIP_REPLAY_URL"] = context.world.server.admin_url
 
 
+@given("pgship replays migrations on its embedded PostgreSQL")
+def replay_on_embedded(context: Any) -> None:
+    # the default: no PGSHIP_REPLAY_URL (an empty value counts as unset, whatever the caller's environment)
+    context.world.cli.env["PGSHIP_REPLAY_URL"] = ""
+
+
 @given("the project's migration template is in the migrations folder")
 def project_template(context: Any) -> None:
     text = PROJECT_TEMPLATE.read_text(encoding="utf-8")

@@ -62,9 +62,14 @@ def test_no_secret_is_written_in_a_workflow(name: str) -> None:
 
 def test_ci_runs_both_backends_and_uploads_the_single_file_report() -> None:
     job = workflow("ci.yml")["jobs"]["spec"]
-    assert job["strategy"]["matrix"]["backend"] == ["embedded", "container"]
+    legs = {leg["backend"]: leg["image"] for leg in job["strategy"]["matrix"]["include"]}
+    assert set(legs) == {"embedded", "versions", "container"}
+    # the embedded builds need Debian 12's libraries; the container leg needs the host's Docker
+    assert legs["embedded"] == legs["versions"] == "python:3.11-bookworm" and legs["container"] == ""
+    assert job["container"] == "${{ matrix.image }}"
     commands = " ".join(step.get("run", "") for step in steps_of(job))
     assert "make test" in commands and "make spec-container" in commands
+    assert "make spec-matrix" in commands
     upload = next(
         step for step in steps_of(job) if step.get("uses", "").startswith("actions/upload-artifact")
     )

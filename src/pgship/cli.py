@@ -130,11 +130,15 @@ def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) 
         "instead of an embedded PostgreSQL; default: PGSHIP_REPLAY_URL if set" + implies,
     )
     parser.add_argument(
+        "--pg-version",
         "--replay-pg-version",
+        dest="replay_pg_version",
         type=_integer_type(1, what="major version"),
         metavar="N",
         default=None,
-        help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
+        help="replay on an embedded PostgreSQL N (14-18, with the contrib extensions pgcrypto, uuid-ossp, "
+        "pg_trgm, citext, hstore, ltree, btree_gist, btree_gin, ...); default: the live database's major "
+        "when there is one, else 16" + implies,
     )
     parser.add_argument(
         "--replay-role",
@@ -671,9 +675,11 @@ def _replay_options(ctx: Context) -> ReplayOptions:
     url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
     ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
     check_url(url)
+    live = ctx.settings.database_url if ctx.settings.has_database else None
     return ReplayOptions(
         url=url,
         pg_version=ctx.args.replay_pg_version,
+        match_url=None if getattr(ctx.args, "no_database", False) else live,
         target=_target(ctx.args),
         roles=tuple(ctx.args.replay_role),
     )
@@ -994,9 +1000,10 @@ def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
     )
     compared = sum(result.migrations_counts.values())
     if result.equal:
+        where = f"; replayed on {replay.location}" if replay else ""
         out.line(
             f"The live database ({database}) has the schema the migrations build "
-            f"({compared} objects compared)."
+            f"({compared} objects compared{where})."
         )
         return
     out.line(f"Compared the live database ({database}) with {source}.")

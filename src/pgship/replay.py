@@ -11,17 +11,22 @@ and throws it away afterwards.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgship.database import connect, describe
-from pgship.errors import ExitCode, MigrationFailed, PgshipError
+from pgship.errors import ExitCode, FailureDetails, MigrationFailed, PgshipError
 from pgship.runner import EventSink, Runner, RunOptions
+from pgship.testing.binaries import COMMON_EXTENSIONS as _COMMON
+from pgship.testing.binaries import DEBIAN_PACKAGES as _DEBIAN_PACKAGES
 
 if TYPE_CHECKING:
+    import psycopg
+
     from pgship.history import TrackingTable
     from pgship.migrations import Discovery, Version
     from pgship.testing.server import PostgresServer
@@ -46,20 +51,10 @@ class ReplayFailed(MigrationFailed):
         details = failure.details
         where = f"{details.file}:{details.line}" if details.line else details.file
         state = f" [SQLSTATE {details.sqlstate}]" if details.sqlstate else ""
-        earlier = result.applied
         super().__init__(
             details,
             message=f"replay from an empty database failed at {where}: {details.server_message}{state}",
-            hint=(
-                f"{earlier} earlier migration{'s' if earlier != 1 else ''} replayed cleanly; this one "
-                "fails on a database built from them alone, so every new environment (CI, a developer's "
-                "machine, a rebuild after a disaster) stops here even if production is fine. Production "
-                "got past it in another state (a change made by hand, or an earlier file edited after it "
-                "ran). "
-                "Make this file work on what the earlier files build (for example with IF EXISTS "
-                "guards), then record the edit where it is already applied with `pgship repair`."
-                + _missing_feature_hint(details.sqlstate, details.server_message)
-            ),
+            hint=replay_hint(details, result),
         )
         self.result = result
 
@@ -67,19 +62,99 @@ class ReplayFailed(MigrationFailed):
         return {**super().to_dict(), "replay": self.result.to_dict()}
 
 
-def _missing_feature_hint(sqlstate: str | None, message: str) -> str:
-    """When the replay server, not the migration, is the likely culprit, say so."""
-    if sqlstate in ("58P01", "0A000") or ("extension" in message.lower() and "not available" in message):
+def replay_hint(details: FailureDetails, result: ReplayResult) -> str:
+    """What to do about a replay failure, fitted to its cause.
+
+    The replay server (not the migration) is to blame when it lacks an extension, a library or a
+    role, or when a shared server already has a role the migrations create; otherwise the file does
+    not work on what the earlier files build.
+    """
+    earlier = result.applied
+    replayed = f"{earlier} earlier migration{'s' if earlier != 1 else ''} replayed cleanly"
+    message = details.server_message
+    extension = missing_extension(details.sqlstate, message, details.detail)
+    if extension is not None:
         return (
-            " If the replay server lacks something production has (an extension), replay on a server "
-            "of the production image instead: --replay-url URL."
+            f"{replayed}; this one needs the extension {extension!r}, which the replay server "
+            f"({result.location or result.server}) does not have. "
+            + (
+                f"The embedded server has PostgreSQL's contrib extensions ({', '.join(_COMMON)}, ...), "
+                f"not {extension!r}: replay on a server that has it (a scratch database on a server of "
+                "the production image): --replay-url URL or PGSHIP_REPLAY_URL."
+                if result.server == "embedded"
+                else f"Replay on a server that has {extension!r} installed (the production image): "
+                "--replay-url URL or PGSHIP_REPLAY_URL."
+            )
         )
-    if sqlstate == "42704" and "role" in message.lower():
+    library = missing_library(message)
+    if library is not None:
+        package = _DEBIAN_PACKAGES.get(library)
+        install = f" (Debian/Ubuntu: apt-get install {package})" if package else ""
         return (
-            " Roles belong to the server, not to a migration: name them with --replay-role NAME so the "
-            "replay creates them first."
+            f"{replayed}; this one loads a library the replay server's machine lacks: {library}. "
+            f"Install it on this machine{install} and replay again, or replay on a server that has it: "
+            "--replay-url URL."
         )
-    return ""
+    if details.sqlstate == "42704" and "role" in message.lower():
+        return (
+            f"{replayed}; this one names a role the replay server does not have. Roles belong to the "
+            "server, not to the migrations: name them with --replay-role NAME so the replay creates "
+            "them first (and drops them afterwards)."
+        )
+    if details.sqlstate == "42710" and message.lower().startswith("role ") and result.server == "url":
+        return (
+            f"{replayed}; this one creates a role that already exists on the replay server. Roles belong "
+            "to the whole server, not to the scratch database: this replay needs an isolated server. "
+            "Replay on the embedded server (drop --replay-url and PGSHIP_REPLAY_URL) or on a server of "
+            "its own; pgship drops the roles a replay created, never ones that were there before."
+        )
+    if details.sqlstate == "42501":
+        return (
+            f"{replayed}; the replay's user lacks a privilege this file needs ({message}). Replay as a "
+            "user with the privileges production's migration user has (a superuser for most "
+            "extensions): --replay-url URL."
+        )
+    if details.sqlstate == "42601":
+        return (
+            f"{replayed}; this file does not parse on PostgreSQL {result.server_version or '?'}, whatever "
+            "the earlier files built. If production runs another major version, replay on that one "
+            "(--pg-version N, or a --replay-url server of the production image); otherwise fix the "
+            "file (if it was edited after it ran, record the edit with `pgship repair`)."
+        )
+    return (
+        f"{replayed}; this one fails on a database built from them alone, so every new environment (CI, "
+        "a developer's machine, a rebuild after a disaster) stops here even if production is fine. "
+        "Production got past it in another state (a change made by hand, or an earlier file edited "
+        "after it ran). Make this file work on what the earlier files build (for example with IF EXISTS "
+        "guards), then record the edit where it is already applied with `pgship repair`."
+    )
+
+
+_EXTENSION_PATTERNS = (
+    re.compile(r'extension "([^"]+)" is not available'),  # PostgreSQL 15+
+    re.compile(r'could not open extension control file "[^"]*/([^"/]+)\.control"'),  # 14 and the DETAIL
+)
+_LIBRARY_PATTERN = re.compile(
+    r'could not load library "[^"]*": ([^:]+\.so[.0-9]*): cannot open shared object'
+)
+
+
+def missing_extension(sqlstate: str | None, message: str, detail: str | None = None) -> str | None:
+    """The extension a ``CREATE EXTENSION`` failed for because the server lacks it, else ``None``."""
+    if sqlstate not in ("0A000", "58P01"):
+        return None
+    for text in (message, detail or ""):
+        for pattern in _EXTENSION_PATTERNS:
+            found = pattern.search(text)
+            if found:
+                return found.group(1)
+    return None
+
+
+def missing_library(message: str) -> str | None:
+    """The shared library an extension could not load (``libossp-uuid.so.16``), else ``None``."""
+    found = _LIBRARY_PATTERN.search(message)
+    return found.group(1).strip() if found else None
 
 
 @dataclass
@@ -89,6 +164,9 @@ class ReplayResult:
     server: str  # "embedded" or "url"
     server_version: str = ""
     location: str = ""  # where it ran, never with a password
+    pg_version_source: str = ""  # why this major: "--pg-version", "default", "the live database's major"
+    dropped_roles: list[str] = field(default_factory=list)  # roles the replay created on a shared server
+    warnings: list[str] = field(default_factory=list)
     applied: int = 0
     latest: str | None = None
     start_ms: int = 0  # starting the server (embedded) or creating the scratch database (url)
@@ -105,7 +183,7 @@ class ReplayResult:
             f"Replayed {count} on an empty database ({self.location}) in {self.total_ms / 1000:.2f} s: "
             f"{'server start' if self.server == 'embedded' else 'scratch database'} "
             f"{self.start_ms / 1000:.2f} s, migrations {self.migrate_ms / 1000:.2f} s."
-        )
+        ) + "".join(f"\nwarning: {warning}" for warning in self.warnings)
 
 
 @dataclass
@@ -114,6 +192,7 @@ class Replay:
 
     url: str
     result: ReplayResult
+    table: TrackingTable  # where the replay put the tracking table (see :func:`replay_table`)
 
 
 @dataclass(frozen=True)
@@ -122,6 +201,7 @@ class ReplayOptions:
 
     url: str | None = None  # a server to create (and drop) a scratch database on, instead of embedded
     pg_version: int | None = None  # the embedded server's major version
+    match_url: str | None = None  # without pg_version: replay on this (production) server's major
     target: Version | None = None  # replay only up to this version
     roles: tuple[str, ...] = ()  # roles to create first, for migrations that GRANT to them
 
@@ -137,27 +217,42 @@ def replayed(
     """Apply every migration (up to ``options.target``) to an empty database and yield it; then drop it.
 
     Raises :class:`ReplayFailed` (exit 1) naming the first file that fails, and
-    :class:`ReplayUnavailable` (exit 2) when there is nothing to replay on.
+    :class:`ReplayUnavailable` (exit 2) when there is nothing to replay on. On a shared server
+    (``options.url``) the roles the replay created are dropped afterwards, and only those.
     """
     options = options or ReplayOptions()
     started = time.perf_counter()
     result = ReplayResult(server="url" if options.url else "embedded")
-    server = _open_server(options.url, options.pg_version)
+    major, result.pg_version_source = _choose_major(options)
+    server = _open_server(options.url, major)
+    roles_before: set[str] | None = None
     created_roles: list[str] = []
     try:
+        if options.url is not None:
+            roles_before = _role_names(server)
+            there = sorted(named_roles(discovery) & roles_before)
+            if there:
+                result.warnings.append(
+                    f"the migrations create role(s) that already exist on the replay server "
+                    f"({', '.join(there)}): roles belong to the whole server, so this replay did not "
+                    "create them and cannot prove the migrations do. This replay needs an isolated "
+                    "server: the embedded one (no --replay-url), or a server of its own."
+                )
         database = _scratch_database(server)
         try:
             url = server.url_for(database)
             result.start_ms = _ms_since(started)
             created_roles = _ensure_roles(server, options.roles)
-            _apply_all(url, discovery, table, options, result, on_event)
+            used = _apply_all(url, discovery, table, options, result, on_event)
             result.total_ms = _ms_since(started)
-            yield Replay(url, result)
+            yield Replay(url, result, used)
         finally:
             if options.url is not None:  # an embedded server goes away whole; dropping first is wasted time
                 server.drop_database(database)
     finally:
-        _drop_roles(server, created_roles)
+        if roles_before is not None:
+            created_roles += _roles_the_migrations_created(server, roles_before, discovery)
+            result.dropped_roles = _drop_roles(server, created_roles)
         server.close()
 
 
@@ -174,18 +269,20 @@ def _apply_all(
     options: ReplayOptions,
     result: ReplayResult,
     on_event: EventSink | None,
-) -> None:
+) -> TrackingTable:
     """``migrate`` on the empty database, with the production runner; fills in ``result``."""
     with connect(url) as conn:
         result.server_version = str(conn.execute("SHOW server_version").fetchone()[0])
+        why = f", {result.pg_version_source}" if result.pg_version_source else ""
         result.location = (
-            f"embedded PostgreSQL {result.server_version}"
+            f"embedded PostgreSQL {result.server_version}{why}"
             if options.url is None
             else f"scratch database on {describe(options.url).rsplit('/', 1)[0]}, "
             f"PostgreSQL {result.server_version}"
         )
+        used = replay_table(conn, table)
         started = time.perf_counter()
-        runner = Runner(conn, table, options=_REPLAY_OPTIONS, on_event=on_event)
+        runner = Runner(conn, used, options=_REPLAY_OPTIONS, on_event=on_event)
         try:
             migrated = runner.migrate(discovery, target=options.target)
         except MigrationFailed as failure:
@@ -196,16 +293,65 @@ def _apply_all(
         result.migrate_ms = _ms_since(started)
         result.applied = len(migrated.applied)
         result.latest = migrated.applied[-1].version if migrated.applied else None
+    return used
+
+
+def replay_table(conn: psycopg.Connection, table: TrackingTable) -> TrackingTable:
+    """The tracking table for a replay: as configured, or in ``public`` when nothing could be created.
+
+    A session whose search_path names a schema that does not exist yet (a migration role with
+    ``search_path = app`` whose first migration creates ``app``) has no schema to create an
+    unqualified table in. The migrations still run with that search_path, so their objects land
+    where production puts them; only pgship's bookkeeping table goes to ``public``.
+    """
+    if table.schema is not None:
+        return table
+    row = conn.execute("SELECT current_schema() IS NULL").fetchone()
+    if row and row[0]:
+        return replace(table, schema="public")
+    return table
 
 
 # -- servers -----------------------------------------------------------------------
+def _choose_major(options: ReplayOptions) -> tuple[int | None, str]:
+    """The embedded server's major and why: asked for, the production server's own, or the default."""
+    from pgship.testing.binaries import RELEASES, default_major
+
+    if options.pg_version is not None or options.url is not None:
+        return options.pg_version, "as --pg-version asked" if options.pg_version is not None else ""
+    if options.match_url:
+        live = describe(options.match_url)
+        major = _server_major(options.match_url)
+        if major in RELEASES:
+            return major, f"the major of {live}"
+        if major is not None:
+            return default_major(), (
+                f"{live} runs PostgreSQL {major}, which the embedded server does not have; "
+                f"default {default_major()}"
+            )
+    return default_major(), ""
+
+
+def _server_major(url: str) -> int | None:
+    """The major version of the server at ``url``, or ``None`` when it cannot be asked (quickly)."""
+    import psycopg
+
+    try:
+        with connect(url, wait_s=0.0) as conn:
+            row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
+    except (psycopg.Error, PgshipError):
+        return None
+    return int(row[0]) if row else None
+
+
 def _open_server(replay_url: str | None, pg_version: int | None) -> PostgresServer:
     if replay_url is not None:
         from pgship.testing.external import ExternalPostgres, ExternalServerError
 
         if pg_version is not None:
             raise ReplayUnavailable(
-                "--replay-pg-version chooses the embedded server's version; it cannot apply to --replay-url",
+                "--pg-version chooses the embedded server's major version; it cannot apply to --replay-url "
+                "(the replay runs on that server's own version)",
                 hint="Drop one of the two options.",
             )
         try:
@@ -215,19 +361,14 @@ def _open_server(replay_url: str | None, pg_version: int | None) -> PostgresServ
     from pgship.testing.embedded import DEFAULT_VERSION, EmbeddedPostgres, EmbeddedServerError
 
     try:
-        server = EmbeddedPostgres(version=pg_version or DEFAULT_VERSION, settings=_EMBEDDED_SETTINGS)
+        server = EmbeddedPostgres(
+            version=pg_version or DEFAULT_VERSION, settings=_EMBEDDED_SETTINGS, progress=_progress
+        )
     except EmbeddedServerError as exc:
-        if "not in the embedded package" in str(exc):
-            hint = (
-                "Choose a version the package has with --replay-pg-version, or replay on a server of "
-                "the version you need: --replay-url URL."
-            )
-        else:
-            hint = (
-                "Install the embedded PostgreSQL (pip install 'pgship[embedded]'), or replay on a server "
-                "you provide: --replay-url URL (pgship creates a scratch database there and drops it "
-                "afterwards; the user needs CREATEDB)."
-            )
+        hint = exc.hint or (
+            "Replay on a server you provide: --replay-url URL (pgship creates a scratch database there "
+            "and drops it afterwards; the user needs CREATEDB)."
+        )
         raise ReplayUnavailable(f"cannot replay: {exc}", hint=hint) from None
     try:
         server.setup()
@@ -238,6 +379,13 @@ def _open_server(replay_url: str | None, pg_version: int | None) -> PostgresServ
             hint="Replay on a server you provide instead: --replay-url URL.",
         ) from None
     return server
+
+
+def _progress(message: str) -> None:
+    """First use of a major downloads it: say so on stderr (stdout may be a JSON document)."""
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 # A replay is one session for a second or two: no room for 200 clients, nothing for autovacuum to do.
@@ -281,16 +429,59 @@ def _ensure_roles(server: PostgresServer, roles: Sequence[str]) -> list[str]:
     return created
 
 
-def _drop_roles(server: PostgresServer, roles: list[str]) -> None:
+def _role_names(server: PostgresServer) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+
+
+_CREATE_ROLE = re.compile(r'\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))', re.I)
+
+
+def named_roles(discovery: Discovery) -> set[str]:
+    """Roles the migration files create by name (``CREATE ROLE/USER/GROUP name``, also inside DO blocks)."""
+    named: set[str] = set()
+    for migration in discovery.migrations:
+        for quoted, bare in _CREATE_ROLE.findall(migration.text):
+            named.add(quoted.replace('""', '"') if quoted else bare.lower())
+    return named
+
+
+def _roles_the_migrations_created(
+    server: PostgresServer, before: set[str], discovery: Discovery
+) -> list[str]:
+    """Roles that exist now, did not before the replay, and that a migration file creates by name.
+
+    Both conditions: a role someone else created on the shared server meanwhile is not named by
+    the migrations, and a role the migrations name that existed before is not the replay's.
+    """
+    named = named_roles(discovery)
+    if not named:
+        return []
+    import psycopg
+
+    try:
+        now = _role_names(server)
+    except psycopg.Error:
+        return []
+    return sorted((now - before) & named)
+
+
+def _drop_roles(server: PostgresServer, roles: list[str]) -> list[str]:
     """Drop roles a replay created on a server it does not own (their database is gone already)."""
     if not roles or server.backend == "embedded":
-        return
+        return []
     import psycopg
     from psycopg import sql
 
+    dropped = []
     with suppress(psycopg.Error), psycopg.connect(server.admin_url, autocommit=True) as conn:
-        for role in roles:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        for role in dict.fromkeys(roles):
+            with suppress(psycopg.Error):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+                dropped.append(role)
+    return dropped
 
 
 def _first_line(exc: Exception) -> str:

@@ -148,9 +148,9 @@ MANUAL_CHANGES = [
     ),
     (
         "extension added",
-        "CREATE EXTENSION vector",
-        [("extension", "vector", "only_live", None)],
-        "extension vector exists only in the live database (installed by hand?)",
+        "CREATE EXTENSION hstore",
+        [("extension", "hstore", "only_live", None)],
+        "extension hstore exists only in the live database (installed by hand?)",
     ),
     (
         "policy added",
@@ -242,6 +242,49 @@ def test_the_sample_migrations_diff_clean_against_the_default_embedded_replay(cl
     result = cli("-d", database_url, "-m", str(SAMPLE), "diff")
     assert result.code == 0, result.output
     assert "has the schema the migrations build" in result.stdout
+
+
+def test_diff_replays_on_the_live_servers_major_with_its_contrib_extensions(cli, migrations):
+    """A PostgreSQL 15 production with pgcrypto, citext and a trigram index: the replay runs on 15."""
+    from pgship.testing import EmbeddedPostgres
+
+    migrations.write(
+        "001_extensions.sql",
+        "CREATE EXTENSION pgcrypto;\nCREATE EXTENSION citext;\nCREATE EXTENSION pg_trgm;\n",
+    )
+    migrations.write(
+        "002_users.sql",
+        "CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), email citext UNIQUE,\n"
+        "    name text NOT NULL);\nCREATE INDEX users_name_trgm ON users USING gin (name gin_trgm_ops);\n",
+    )
+    with EmbeddedPostgres(version=15) as live:
+        assert cli("-d", live.admin_url, "-m", str(migrations), "migrate").code == 0
+        result = cli("-d", live.admin_url, "-m", str(migrations), "diff")
+        assert result.code == 0, result.output
+        assert "embedded PostgreSQL 15.19, the major of postgres@127.0.0.1:" in result.stdout
+        assert "the replay ran on PostgreSQL" not in result.output
+        with psycopg.connect(live.admin_url, autocommit=True) as conn:
+            conn.execute("DROP INDEX users_name_trgm")
+        changed = cli("-d", live.admin_url, "-m", str(migrations), "diff")
+        assert changed.code == 5 and "users_name_trgm" in changed.output, changed.output
+
+
+def test_the_health_schema_check_replays_on_the_live_servers_major(migrations):
+    from pgship.history import TrackingTable
+    from pgship.migrations import discover
+    from pgship.schema.check import SchemaCheck
+    from pgship.testing import EmbeddedPostgres
+
+    migrations.write("001_t.sql", "CREATE EXTENSION citext;\nCREATE TABLE t (email citext NOT NULL);\n")
+    with EmbeddedPostgres(version=17) as live:
+        with psycopg.connect(live.admin_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION citext; CREATE TABLE t (email citext NOT NULL)")
+        check = SchemaCheck(
+            live.admin_url, discover(migrations.path), TrackingTable.parse("schema_migrations")
+        )
+        verdict = check.run()
+        assert verdict.status == "pass", verdict
+        assert check.replay is not None and check.replay.server_version.startswith("17.")
 
 
 def test_a_replay_on_another_major_version_still_matches_but_warns(cli, database_url):

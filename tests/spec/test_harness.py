@@ -46,6 +46,15 @@ def test_unknown_backend_is_refused_with_the_choices() -> None:
         choose_backend({"db": "sqlite"}, {})
 
 
+def test_the_postgresql_major_comes_from_userdata_or_the_environment_and_is_checked() -> None:
+    assert choose_backend({}, {}).pg is None
+    assert choose_backend({"pg": "14"}, {"PGSHIP_TEST_PG": "18"}).pg == 14
+    assert choose_backend({}, {"PGSHIP_TEST_PG": "18"}).describe() == "embedded (PostgreSQL 18 with contrib)"
+    assert choose_backend({"db": "container", "pg": "15"}, {}).image == "postgres:15"
+    with pytest.raises(BackendChoiceError, match="14, 15, 16, 17, 18"):
+        choose_backend({"pg": "13"}, {})
+
+
 # -- isolation --------------------------------------------------------------------
 def test_each_scenario_gets_an_empty_clone_and_it_is_dropped_after(spec_session: SpecSession) -> None:
     first = spec_session.begin_scenario()
@@ -265,3 +274,15 @@ def test_the_old_runner_leaves_its_own_kind_of_tracking_table(spec_session: Spec
         assert world.table_exists("customers")
     finally:
         spec_session.end_scenario(world)
+
+
+def test_runs_adding_to_one_report_list_every_postgresql_version_and_backend() -> None:
+    from pgship.testing.spec.allure_formatter import merged_environment
+
+    earlier = "Python=3.11.7\nPostgreSQL=14.23, 15.19\nBackend=embedded (PostgreSQL 14 with contrib)\n"
+    current = {"PostgreSQL": "16.15", "Backend": "embedded (PostgreSQL 16 with contrib)", "pgship": "0.1.0"}
+    merged = merged_environment(earlier, current)
+    assert merged["PostgreSQL"] == "14.23, 15.19, 16.15"
+    assert merged["Backend"] == "embedded (PostgreSQL 14 with contrib), embedded (PostgreSQL 16 with contrib)"
+    assert merged["pgship"] == "0.1.0"
+    assert merged_environment("PostgreSQL=16.15\n", {"PostgreSQL": "16.15"})["PostgreSQL"] == "16.15"

@@ -40,7 +40,7 @@ def expected_snapshot(
     from pgship.replay import replayed
 
     with replayed(discovery, table, options, on_event=on_event) as done, connect(done.url) as conn:
-        return snapshot(conn, table), done.result
+        return snapshot(conn, done.table), done.result
 
 
 def live_warnings(
@@ -115,6 +115,7 @@ def diff(
     expected, replay = expected_snapshot(discovery, table, options, on_event=on_event)
     result = compare(live, expected)
     result.warnings[:0] = warnings
+    result.warnings += replay.warnings  # what the replay itself could not prove (a shared server's roles)
     result.replay = replay
     result.timings_ms = {"live_snapshot": live_ms, "replay": replay.total_ms, "total": _ms_since(started)}
     return result

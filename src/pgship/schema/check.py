@@ -18,7 +18,7 @@ from pgship.errors import PgshipError
 if TYPE_CHECKING:
     from pgship.history import TrackingTable
     from pgship.migrations import Discovery
-    from pgship.replay import ReplayOptions
+    from pgship.replay import ReplayOptions, ReplayResult
     from pgship.schema.model import Snapshot
 
 MAX_LISTED = 50  # differences listed in one response; the count is always exact
@@ -64,6 +64,7 @@ class SchemaCheck:
         self.options = options
         self.connect_timeout_s = connect_timeout_s
         self._expected: Snapshot | None = None
+        self.replay: ReplayResult | None = None  # the replay the expected schema came from
         self._unavailable: str | None = None
         self._lock = threading.Lock()
 
@@ -90,10 +91,21 @@ class SchemaCheck:
             from pgship.schema import expected_snapshot
 
             try:
-                self._expected, _ = expected_snapshot(self.discovery, self.table, self.options)
+                self._expected, self.replay = expected_snapshot(self.discovery, self.table, self._options())
             except PgshipError as error:  # replay unavailable, or the migrations do not replay
                 self._unavailable = error.kind.replace("_", " ")
         return self._expected
+
+    def _options(self) -> ReplayOptions:
+        """As given; on the embedded server with no major chosen, the live server's major."""
+        from dataclasses import replace
+
+        from pgship.replay import ReplayOptions
+
+        options = self.options or ReplayOptions()
+        if options.url is None and options.pg_version is None and options.match_url is None:
+            options = replace(options, match_url=self.url)
+        return options
 
     def _live_schema(self) -> Snapshot:
         from pgship.database import connect

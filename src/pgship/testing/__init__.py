@@ -1,7 +1,8 @@
 """Throwaway PostgreSQL servers for tests, the specification and replays.
 
 Three backends share one interface (:class:`PostgresServer`): an embedded
-server from a pip package (the default; needs no Docker and no system
+server (the default: PostgreSQL 14-18 with contrib, fetched once per major by
+:mod:`pgship.testing.binaries`; needs no Docker and no system
 PostgreSQL), a container started with testcontainers, and an existing server
 given by URL.
 

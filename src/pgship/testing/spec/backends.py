@@ -1,7 +1,10 @@
 """Which PostgreSQL server the specification runs against, chosen once per run.
 
 ``behave -D db=embedded|container|url`` wins over ``PGSHIP_TEST_DB``; the
-default is the embedded server because it needs nothing but pip. The
+default is the embedded server because it needs nothing but pip.
+``behave -D pg=14`` (or ``PGSHIP_TEST_PG``) chooses the PostgreSQL major: the
+embedded server's (14-18, default 16), or for a container the ``postgres:N``
+image when no image is named; ``make spec-matrix`` runs every scenario on each. The
 container and URL backends are imported only when chosen, so a machine without
 Docker or testcontainers can still run the specification.
 """
@@ -29,6 +32,7 @@ class BackendChoice:
     name: str
     image: str | None = None
     url: str | None = None
+    pg: int | None = None  # the embedded server's major (None: its default)
 
     def describe(self) -> str:
         """A one-line, password-free description for reports."""
@@ -36,7 +40,9 @@ class BackendChoice:
             return f"container ({self.image})"
         if self.name == "url":
             return "url (existing server from DATABASE_URL)"
-        return "embedded"
+        from pgship.testing.binaries import default_major
+
+        return f"embedded (PostgreSQL {self.pg or default_major()} with contrib)"
 
 
 def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> BackendChoice:
@@ -47,8 +53,10 @@ def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.
             f"unknown database backend {name!r} (from -D db= or PGSHIP_TEST_DB); "
             f"choose one of {', '.join(BACKENDS)}"
         )
+    pg = _major(userdata.get("pg") or environ.get("PGSHIP_TEST_PG"))
     if name == "container":
-        image = userdata.get("image") or environ.get("PGSHIP_TEST_IMAGE") or DEFAULT_IMAGE
+        default = f"postgres:{pg}" if pg else DEFAULT_IMAGE
+        image = userdata.get("image") or environ.get("PGSHIP_TEST_IMAGE") or default
         return BackendChoice(name, image=image)
     if name == "url":
         url = userdata.get("url") or environ.get("DATABASE_URL")
@@ -57,7 +65,21 @@ def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.
                 "the url backend needs a server: set DATABASE_URL (or -D url=...) to a superuser URL"
             )
         return BackendChoice(name, url=url)
-    return BackendChoice(name)
+    return BackendChoice(name, pg=pg)
+
+
+def _major(raw: str | None) -> int | None:
+    """The ``-D pg=`` major, checked against the ones the embedded server runs."""
+    if raw is None or not str(raw).strip():
+        return None
+    from pgship.testing.binaries import MAJORS
+
+    text = str(raw).strip()
+    if not text.isdigit() or int(text) not in MAJORS:
+        raise BackendChoiceError(
+            f"-D pg={text} (or PGSHIP_TEST_PG): choose a PostgreSQL major of {', '.join(map(str, MAJORS))}"
+        )
+    return int(text)
 
 
 def create_server(choice: BackendChoice) -> PostgresServer:
@@ -74,4 +96,4 @@ def create_server(choice: BackendChoice) -> PostgresServer:
         return ExternalPostgres(choice.url)
     from pgship.testing.embedded import EmbeddedPostgres
 
-    return EmbeddedPostgres()
+    return EmbeddedPostgres(version=choice.pg)

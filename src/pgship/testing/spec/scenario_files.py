@@ -147,6 +147,29 @@ EXTRA_MIGRATIONS: dict[str, ExtraMigrations] = {
         "WHERE table_name = 'customers' AND column_name = 'nickname'",
         proof=1,
     ),
+    "migrations that need the citext, pgcrypto and pg_trgm extensions": ExtraMigrations(
+        (
+            ScenarioFile(
+                "011_enable_extensions.sql",
+                "-- Extensions from PostgreSQL's contrib, as most applications' first migration has.\n"
+                "CREATE EXTENSION IF NOT EXISTS citext;\n"
+                "CREATE EXTENSION IF NOT EXISTS pgcrypto;\n"
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm;\n",
+            ),
+            ScenarioFile(
+                "012_customer_search.sql",
+                "-- Logins compared without case, API tokens, a trigram index to search names.\n"
+                "ALTER TABLE customers ADD COLUMN login citext UNIQUE;\n"
+                "ALTER TABLE customers ADD COLUMN api_token text NOT NULL\n"
+                "    DEFAULT encode(gen_random_bytes(16), 'hex');\n"
+                "CREATE INDEX customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops);\n",
+            ),
+        ),
+        proof_sql="SELECT count(*) AS proof FROM pg_extension "
+        "WHERE extname IN ('citext', 'pgcrypto', 'pg_trgm')",
+        proof=3,
+        creates=("customers_name_trgm_idx",),
+    ),
     "two migrations that rename the same column": ExtraMigrations(
         (
             ScenarioFile(
