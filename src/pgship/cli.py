@@ -22,7 +22,15 @@ from pgship import __version__, config
 from pgship.database import ConnectAttempt, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
-from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
+from pgship.migrations import (
+    TEMPLATE_NAME,
+    Discovery,
+    Version,
+    discover,
+    next_version,
+    printable_name,
+    validate_new_name,
+)
 from pgship.output import Output, status_for
 from pgship.planner import Plan, State
 from pgship.runner import Event, MigrateResult, Runner, RunOptions
@@ -499,11 +507,12 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    from pgship.migrations import require_parsed
+    from pgship.migrations import discover_and_parse
 
     args = ctx.args
-    discovery = ctx.discover()
-    scripts = require_parsed(discovery.migrations)
+    discovery, scripts = discover_and_parse(ctx.settings.migrations_dir)  # every problem in one run
+    for warning in discovery.warnings:
+        ctx.out.warn(warning)
     payload: dict[str, Any] = {
         **ctx.header(),
         "files": len(discovery.migrations),
@@ -524,7 +533,12 @@ def cmd_verify(ctx: Context) -> int:
     failed = bool(refusals) or bool(args.lint_strict and findings)
     payload["status"] = "failed" if failed else "ok"
     if not ctx.out.as_json:
-        ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
+        if discovery.migrations:
+            ctx.out.line(
+                f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']})."
+            )
+        else:
+            ctx.out.line(f"no migration files in {printable_name(str(discovery.directory))}")
         if plan is not None and not refusals and plan.applied_count:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         elif plan is not None and not refusals:
