@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,22 @@ _ROW_STATEMENTS = {
     "VALUES": "SelectStmt",
     "MERGE": "MergeStmt",
 }
+_CHECKED_NODES = frozenset(
+    {
+        "TransactionStmt",
+        "CopyStmt",
+        "IndexStmt",
+        "DropStmt",
+        "ReindexStmt",
+        "VacuumStmt",
+        "AlterTableStmt",
+        "LockStmt",
+        "DeclareCursorStmt",
+        "VariableSetStmt",
+        "ConstraintsSetStmt",
+    }
+)
+_NOTHING: dict[str, Any] = {}  # the node of a statement no check reads (shared, never changed)
 _PG_SPACE = " \t\n\r\f\v"  # what PostgreSQL's scanner takes for white space (not Unicode's)
 _SPACE = re.compile(r"[ \t\n\r\f\v]+")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
@@ -98,32 +115,44 @@ def analyse(text: str) -> Script:
     lines = _LineIndex(text)
     script.no_transaction = _read_directives(text, lines, script.problems)
     try:
-        pieces = parser.split(text, with_parser=False)
+        pieces: list[str | None] = list(parser.split(text, with_parser=False))  # each dropped once located
     except parser.ParseError as exc:
         script.problems.append(_syntax_problem(text, exc, lines))
         return script
 
-    statements: list[tuple[Statement, dict[str, Any]]] = []
-    regions: list[tuple[int, int]] = []
+    # held per statement: its Statement, and the parse tree only where a check reads it, so a file of
+    # many small statements never holds every tree (nor a list of every boundary) at once
+    statements: list[Statement] = []
+    nodes: dict[int, dict[str, Any]] = {}
+    markers = [match.start() for match in _MARKER.finditer(text)]
+    regions: list[tuple[int, int]] = []  # the statements' spans that hold a marker candidate
     bounds = _statement_bounds(text, pieces)
-    index = 0
-    while index < len(bounds):
-        begin, end = bounds[index]
-        index += 1
+    del pieces
+    pending = next(bounds, None)
+    last_end = 0
+    while pending is not None:
+        begin, end = pending
+        pending = next(bounds, None)
         parsed = _parse_region(text, begin, end, script.no_transaction)
-        while (
-            isinstance(parsed, Exception) and "at end of input" in str(parsed.args[0]) and index < len(bounds)
-        ):
+        while isinstance(parsed, Exception) and "at end of input" in str(parsed.args[0]) and pending:
             # the scanner cut inside a statement the parser reads as one (BEGIN ATOMIC ... END)
-            end = bounds[index][1]
-            index += 1
+            end = pending[1]
+            pending = next(bounds, None)
             parsed = _parse_region(text, begin, end, script.no_transaction)
-        regions.append((begin, end))
+        last_end = end
+        if markers:
+            first = bisect_left(markers, begin)
+            if first < len(markers) and markers[first] <= end:
+                regions.append((begin, end))
         if isinstance(parsed, Exception):
-            script.problems.append(_syntax_problem(text, parsed, lines, statements))
-        else:
-            for start, stop, node_type, node in parsed:
-                statement = Statement(
+            previous = (statements[-1], nodes.get(len(statements) - 1, _NOTHING)) if statements else None
+            script.problems.append(_syntax_problem(text, parsed, lines, previous))
+            continue
+        for start, stop, node_type, node in parsed:
+            if node and node_type in _CHECKED_NODES:
+                nodes[len(statements)] = node
+            statements.append(
+                Statement(
                     text,
                     start,
                     stop,
@@ -131,9 +160,10 @@ def analyse(text: str) -> Script:
                     sys.intern(node_type),
                     concurrent=node is not None and lock_timeout_exempt(node_type, node),
                 )
-                statements.append((statement, node or {}))
+            )
 
-    _check_markers(text, lines, regions, script.problems)
+    if markers:
+        _check_markers(text, lines, markers, regions, last_end, script.problems)
     if not statements:
         if not script.problems:
             script.problems.append(
@@ -144,32 +174,32 @@ def analyse(text: str) -> Script:
                 )
             )
         return script
-    _check_statements(script, statements)
+    _check_statements(script, statements, nodes)
     script.problems.sort(key=lambda problem: problem.line or 0)
     return script
 
 
-def _statement_bounds(text: str, pieces: tuple[str, ...]) -> list[tuple[int, int]]:
+def _statement_bounds(text: str, pieces: list[str | None]) -> Iterator[tuple[int, int]]:
     """Each statement's span: from just after the previous semicolon to its own (or the file's end).
 
     The scanner's pieces leave out statements without a keyword (``foo;``, psql's ``\\i``, COPY
     data): they become spans of their own, so the parser reports them.
     """
-    bounds = []
     cursor = 0
-    for piece in pieces:
+    for index, piece in enumerate(pieces):
+        assert piece is not None
+        pieces[index] = None  # a copy of the statement's text: free it as soon as it is located
         found = text.find(piece, cursor)
         if _skip_blank(text, cursor, found) < found:
             semicolon = text.rfind(";", cursor, found)
             if semicolon >= cursor:
-                bounds.append((cursor, semicolon))
+                yield cursor, semicolon
                 cursor = semicolon + 1
         end = _statement_end(text, found + len(piece))
-        bounds.append((cursor, end))
+        yield cursor, end
         cursor = end + 1
     if _skip_blank(text, cursor, len(text)) < len(text):
-        bounds.append((cursor, len(text)))
-    return bounds
+        yield cursor, len(text)
 
 
 def _statement_end(text: str, after_piece: int) -> int:
@@ -273,7 +303,7 @@ def _syntax_problem(
     text: str,
     exc: Exception,
     lines: _LineIndex,
-    statements: list[tuple[Statement, dict[str, Any]]] | None = None,
+    previous: tuple[Statement, dict[str, Any]] | None = None,
 ) -> Problem:
     message, offset = exc.args if len(exc.args) == 2 else (str(exc), None)
     if offset is None:  # at the end of the input
@@ -294,16 +324,14 @@ def _syntax_problem(
             line=line,
             column=column,
         )
-    if statements:
-        previous, node = statements[-1]
-        if _is_copy_from_stdin(previous, node):
-            return Problem(
-                None,
-                f"COPY ... FROM stdin at line {previous.line} is followed by inline data, which only psql "
-                "can send",
-                "Load the rows with INSERT statements (or COPY from a file on the database server).",
-                line=previous.line,
-            )
+    if previous and _is_copy_from_stdin(*previous):
+        copy = previous[0]
+        return Problem(
+            None,
+            f"COPY ... FROM stdin at line {copy.line} is followed by inline data, which only psql can send",
+            "Load the rows with INSERT statements (or COPY from a file on the database server).",
+            line=copy.line,
+        )
     return Problem(
         None,
         f"SQL syntax error: {message}",
@@ -344,7 +372,12 @@ def _read_directives(text: str, lines: _LineIndex, problems: list[Problem]) -> b
 
 
 def _check_markers(
-    text: str, lines: _LineIndex, regions: list[tuple[int, int]], problems: list[Problem]
+    text: str,
+    lines: _LineIndex,
+    markers: list[int],
+    regions: list[tuple[int, int]],
+    last_end: int,
+    problems: list[Problem],
 ) -> None:
     """A ``-- pgship:...`` comment anywhere but the first line is an error: it would not count there."""
     from pglast import parser
@@ -353,17 +386,18 @@ def _check_markers(
     first_line_end = len(text) if newline < 0 else newline
     first_is_directive = _DIRECTIVE.match(text[:first_line_end].strip()) is not None
     starts = [begin for begin, _ in regions]
-    last = regions[-1][1] + 1 if regions else 0  # after it: nothing but comments and white space
+    trailing = (last_end + 1, len(text))  # after the last statement: only comments and white space
     scanned: dict[int, list[Any]] = {}
-    for candidate in _MARKER.finditer(text):
-        offset = candidate.start()
+    for offset in markers:
         if offset == 0 and first_is_directive:
             continue
-        directive = _DIRECTIVE.match(candidate.group().strip())
+        candidate = _MARKER.match(text, offset)
+        directive = _DIRECTIVE.match(candidate.group().strip()) if candidate else None
         if directive is None:
             continue  # "-- pgship: some prose" is an ordinary comment
         index = bisect_right(starts, offset) - 1
-        begin, end = (last, len(text)) if index < 0 or offset >= last else regions[index]
+        inside = index >= 0 and regions[index][0] <= offset <= regions[index][1]
+        begin, end = regions[index] if inside else trailing
         if end - begin > LARGE_STATEMENT:
             # scanning a huge statement would cost more memory than the file: count it as a comment
             # when it starts its line (a string literal holding such a line is refused too; rename it)
@@ -396,17 +430,18 @@ _TRANSACTION_START = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
 _SAVEPOINTS = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
 
 
-def _check_statements(script: Script, statements: list[tuple[Statement, dict[str, Any]]]) -> None:
+def _check_statements(script: Script, statements: list[Statement], nodes: dict[int, dict[str, Any]]) -> None:
     problems = script.problems
     transaction_control = [
-        (index, statement, node["kind"])
-        for index, (statement, node) in enumerate(statements)
+        (index, statement, nodes[index]["kind"])
+        for index, statement in enumerate(statements)
         if statement.node == "TransactionStmt"
     ]
-    executed = [statement for statement, _ in statements]
+    executed = statements
 
     inline_data = {p.line for p in problems if "is followed by inline data" in p.message}
-    for statement, node in statements:
+    for index, statement in enumerate(statements):
+        node = nodes.get(index, _NOTHING)
         copy_problem = _copy_problem(statement, node)
         if copy_problem and statement.line not in inline_data:
             problems.append(copy_problem)
@@ -459,14 +494,14 @@ def _check_statements(script: Script, statements: list[tuple[Statement, dict[str
         and outer[1][2] == "TRANS_STMT_COMMIT"
     )
     if wrapped:
-        begin_node = statements[0][1]
+        begin_node = nodes.get(0, _NOTHING)
         if begin_node.get("options"):
             problems.append(
                 Problem(
                     None,
                     "BEGIN with transaction options (isolation level, read only...) is not supported",
                     "Use a plain BEGIN; (or none: pgship already runs the file in one transaction).",
-                    line=statements[0][0].line,
+                    line=statements[0].line,
                 )
             )
         script.wrapped = True
