@@ -56,6 +56,8 @@ _CHECKED_NODES = frozenset(
         "DeclareCursorStmt",
         "VariableSetStmt",
         "ConstraintsSetStmt",
+        "AlterDatabaseSetStmt",
+        "AlterRoleSetStmt",
     }
 )
 _NOTHING: dict[str, Any] = {}  # the node of a statement no check reads (shared, never changed)
@@ -445,6 +447,17 @@ def _check_statements(script: Script, statements: list[Statement], nodes: dict[i
         copy_problem = _copy_problem(statement, node)
         if copy_problem and statement.line not in inline_data:
             problems.append(copy_problem)
+        if _turns_standard_strings_off(statement.node, node):
+            problems.append(
+                Problem(
+                    None,
+                    "standard_conforming_strings = off makes a backslash in '...' an escape: PostgreSQL "
+                    "would then read this file (or later ones) differently from how pgship split it",
+                    "Keep standard_conforming_strings on (the default) and write E'...' where a string needs "
+                    "backslash escapes.",
+                    line=statement.line,
+                )
+            )
         if script.no_transaction:
             only = transaction_only_reason(statement.node, node)
             if only:
@@ -666,6 +679,18 @@ def concurrent_index_target(text: str) -> IndexTarget | None:
         return None
     relation = node.get("relation", {})
     return IndexTarget(relation.get("schemaname"), relation["relname"], node["idxname"])
+
+
+def _turns_standard_strings_off(node_type: str, node: dict[str, Any]) -> bool:
+    """``SET`` / ``ALTER DATABASE|ROLE ... SET standard_conforming_strings`` to anything but on."""
+    setting = node.get("setstmt", {}) if node_type in ("AlterDatabaseSetStmt", "AlterRoleSetStmt") else node
+    if node_type not in ("VariableSetStmt", "AlterDatabaseSetStmt", "AlterRoleSetStmt"):
+        return False
+    if setting.get("name") != "standard_conforming_strings" or setting.get("kind") != "VAR_SET_VALUE":
+        return False
+    values = [arg.get("A_Const", {}) for arg in setting.get("args", [])]
+    words = [str(value.get("sval", {}).get("sval", "")).lower() for value in values]
+    return words != ["on"] and words != ["true"] and words != ["yes"]
 
 
 def _copy_problem(statement: Statement, node: dict[str, Any]) -> Problem | None:

@@ -308,3 +308,23 @@ def test_a_large_statement_in_a_no_transaction_file_is_still_parsed():
     rows = ",".join(f"({i})" for i in range(LARGE_STATEMENT // 4))
     script = analyse(f"-- pgship:no-transaction\nINSERT INTO t VALUES {rows}, (;\n")
     assert [p.message.startswith("SQL syntax error") for p in script.problems] == [True]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET standard_conforming_strings = off",
+        "SET standard_conforming_strings TO false",
+        "SET LOCAL standard_conforming_strings = 0",
+        "ALTER DATABASE app SET standard_conforming_strings = off",
+        "ALTER ROLE app SET standard_conforming_strings = off",
+    ],
+)
+def test_turning_standard_conforming_strings_off_is_refused(sql):
+    [(line, message)] = problems(f"SELECT 1;\n{sql};\n")
+    assert line == 2 and "standard_conforming_strings" in message
+
+
+@pytest.mark.parametrize("sql", ["SET standard_conforming_strings = on", "RESET standard_conforming_strings"])
+def test_keeping_standard_conforming_strings_on_is_fine(sql):
+    assert not problems(f"{sql};\n")
