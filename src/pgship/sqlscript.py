@@ -116,20 +116,25 @@ def analyse(text: str) -> Script:
     script = Script()
     lines = _LineIndex(text)
     script.no_transaction = _read_directives(text, lines, script.problems)
+    directive_problems = len(script.problems)
     try:
-        pieces: list[str | None] = list(parser.split(text, with_parser=False))  # each dropped once located
-    except parser.ParseError as exc:
+        _read_statements(text, script, lines)
+    except parser.ParseError as exc:  # from the scanner: the file cannot even be cut into statements
+        del script.problems[directive_problems:]
+        script.statements = []
         script.problems.append(_syntax_problem(text, exc, lines))
-        return script
+    return script
 
+
+def _read_statements(text: str, script: Script, lines: _LineIndex) -> None:
+    """Cut ``text`` into statements, parse each, and check them (``script`` collects the result)."""
     # held per statement: its Statement, and the parse tree only where a check reads it, so a file of
     # many small statements never holds every tree (nor a list of every boundary) at once
     statements: list[Statement] = []
     nodes: dict[int, dict[str, Any]] = {}
     markers = [match.start() for match in _MARKER.finditer(text)]
     regions: list[tuple[int, int]] = []  # the statements' spans that hold a marker candidate
-    bounds = _statement_bounds(text, pieces)
-    del pieces
+    bounds = _statement_bounds(text, _scanner_pieces(text))
     pending = next(bounds, None)
     last_end = 0
     while pending is not None:
@@ -175,43 +180,90 @@ def analyse(text: str) -> Script:
                     "Write the migration's SQL in it, or delete the file.",
                 )
             )
-        return script
+        return
     _check_statements(script, statements, nodes)
     script.problems.sort(key=lambda problem: problem.line or 0)
-    return script
 
 
-def _statement_bounds(text: str, pieces: list[str | None]) -> Iterator[tuple[int, int]]:
+#: PostgreSQL's scanner (in C) takes about three times the text it scans; a larger file is scanned in
+#: chunks of about this many characters, each checked to end where the scanner is back at the top level
+SCAN_CHUNK = 1 << 20
+_CHUNK_CUT = re.compile(r"\)[ \t\n\r\f\v]*,|;")  # after a row of a VALUES list, or a statement
+_SENTINEL = " ;SELECT 1"
+_KEYWORD = "SELECT "
+
+
+def _scanner_pieces(text: str) -> Iterator[tuple[int, int | None]]:
+    """Where each statement the scanner finds starts, and its semicolon (None: none, or in the next chunk).
+
+    A file up to ``SCAN_CHUNK`` is scanned whole. A larger one is cut after a ``),`` or ``;`` about
+    every ``SCAN_CHUNK`` characters, and each chunk is scanned with " ;SELECT 1" appended: the cut is
+    kept only if that sentinel comes out as a statement of its own, which proves the scanner is, at
+    the cut, outside any string, quoted name, comment or parenthesis, exactly as at the start of a
+    file. Otherwise the chunk grows (doubling), up to the whole rest of the file. So the statements
+    found are the ones a scan of the whole file finds, at a bounded cost: even a single INSERT of
+    millions of rows is scanned a chunk at a time. Raises pglast's ``ParseError`` (positions in the
+    file's characters) when the file cannot be scanned.
+    """
+    from pglast import parser
+
+    position = 0
+    while position < len(text):
+        size = SCAN_CHUNK
+        while True:
+            cut = len(text)
+            if position + size < len(text):
+                found = _CHUNK_CUT.search(text, position + size)
+                cut = found.end() if found else len(text)
+            last = cut == len(text)
+            # after the first chunk, a keyword in front: the scanner leaves out a piece without one, and
+            # the chunk may start in the middle of a statement (rows of a VALUES list)
+            chunk = _KEYWORD + text[position:cut] if position else text[:cut]
+            try:
+                pieces = parser.split(chunk if last else chunk + _SENTINEL, with_parser=False)
+            except parser.ParseError as exc:
+                if last:
+                    shift = position - (len(_KEYWORD) if position else 0)
+                    offset = None if exc.args[1] is None else max(exc.args[1] + shift, position)
+                    raise parser.ParseError(exc.args[0], offset) from None
+                pieces = ()
+            if last or (pieces and pieces[-1] == _SENTINEL[2:]):
+                break
+            size *= 2
+        if not last:
+            pieces = pieces[:-1]
+        shift = position - (len(_KEYWORD) if position else 0)
+        cursor = 0
+        for piece in pieces:
+            found_at = chunk.find(piece, cursor)
+            semicolon = chunk.find(";", found_at + len(piece))  # only white space lies between
+            yield max(found_at + shift, position), None if semicolon < 0 else semicolon + shift
+            cursor = len(chunk) if semicolon < 0 else semicolon + 1
+        position = cut
+
+
+def _statement_bounds(text: str, pieces: Iterator[tuple[int, int | None]]) -> Iterator[tuple[int, int]]:
     """Each statement's span: from just after the previous semicolon to its own (or the file's end).
 
-    The scanner's pieces leave out statements without a keyword (``foo;``, psql's ``\\i``, COPY
-    data): they become spans of their own, so the parser reports them.
+    The scanner leaves out statements without a keyword (``foo;``, psql's ``\\i``, COPY data): they
+    become spans of their own, so the parser reports them. A statement whose semicolon the scanner
+    found in a later chunk continues there: the pieces up to it are the same statement.
     """
     cursor = 0
-    for index, piece in enumerate(pieces):
-        assert piece is not None
-        pieces[index] = None  # a copy of the statement's text: free it as soon as it is located
-        found = text.find(piece, cursor)
-        if _skip_blank(text, cursor, found) < found:
-            semicolon = text.rfind(";", cursor, found)
-            if semicolon >= cursor:
-                yield cursor, semicolon
-                cursor = semicolon + 1
-        end = _statement_end(text, found + len(piece))
-        yield cursor, end
-        cursor = end + 1
+    continued = False
+    for start, semicolon in pieces:
+        if not continued and _skip_blank(text, cursor, start) < start:
+            gap_end = text.rfind(";", cursor, start)
+            if gap_end >= cursor:
+                yield cursor, gap_end
+                cursor = gap_end + 1
+        continued = semicolon is None
+        if continued:
+            continue
+        yield cursor, semicolon
+        cursor = semicolon + 1
     if _skip_blank(text, cursor, len(text)) < len(text):
         yield cursor, len(text)
-
-
-def _statement_end(text: str, after_piece: int) -> int:
-    """Where the statement whose scanner piece ends at ``after_piece`` ends: its semicolon or the file's end.
-
-    pglast strips Unicode white space from the piece, and PostgreSQL reads some of it (a no-break
-    space) as part of an identifier, so the statement runs up to its semicolon.
-    """
-    semicolon = text.find(";", after_piece)
-    return len(text) if semicolon < 0 else semicolon
 
 
 def _skip_blank(text: str, pos: int, end: int) -> int:

@@ -6,13 +6,15 @@ tags; nested block comments; ``E''`` strings with escaped quotes; backslashes in
 ``DO`` blocks. Every statement of a file inserts one row recording its ordinal and its literal. The
 same file is applied to two fresh tables: by ``psql -v ON_ERROR_STOP=1 -f`` (psql's own lexer splits
 it) and by executing pgship's statements one by one, as the runner does. pgship must find exactly the
-statements written, and both databases must end up with the same rows.
+statements written (also when it scans the file in chunks, as it does a large one), and both
+databases must end up with the same rows.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -153,6 +155,9 @@ def test_pgship_splits_and_runs_a_file_as_psql_does(two_databases, psql, tmp_pat
     script = analyse(sql)
     assert not script.problems, script.problems
     assert len(script.statements) == len(expected)
+    with patch("pgship.sqlscript.SCAN_CHUNK", 3):  # a large file is scanned in chunks: same statements
+        chunked = analyse(sql)
+    assert [(s.start, s.end) for s in chunked.statements] == [(s.start, s.end) for s in script.statements]
     _reset(by_pgship)
     with psycopg.connect(by_pgship) as conn:  # one transaction, statement by statement, as the runner
         for each in script.statements:

@@ -328,3 +328,41 @@ def test_turning_standard_conforming_strings_off_is_refused(sql):
 @pytest.mark.parametrize("sql", ["SET standard_conforming_strings = on", "RESET standard_conforming_strings"])
 def test_keeping_standard_conforming_strings_on_is_fine(sql):
     assert not problems(f"{sql};\n")
+
+
+# -- a large file is scanned in chunks, with the same result as a scan of the whole file ------------
+CHUNKED = [
+    "INSERT INTO t VALUES (1, 'a'), (2, 'b;c'), (3, E'd\\'), (e'), (4, $x$),;$x$), (5, \"q\"\"),\");\n"
+    "SELECT 1;\n",
+    "INSERT INTO t VALUES (1) -- ), ; SELECT 2\n, (2);\nSELECT 3;",
+    "INSERT INTO t VALUES (1), /* ), /* ; */ ), */ (2);\nSELECT 4;",
+    "INSERT INTO t SELECT * FROM (VALUES (1), (2), (3)) v;\nSELECT 5;",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\nSELECT f();",
+    "SELECT 1; foo bar; SELECT 2; \\i x\nSELECT 3;",
+    "INSERT INTO t VALUES ('é'), ('ü'), ($é$),;$é$), ('x');",
+]
+
+
+@pytest.mark.parametrize("sql", CHUNKED)
+@pytest.mark.parametrize("chunk", [1, 3, 7, 16])
+def test_a_chunked_scan_finds_the_same_statements_as_a_whole_scan(monkeypatch, sql, chunk):
+    import pgship.sqlscript as sqlscript
+
+    whole = analyse(sql)
+    monkeypatch.setattr(sqlscript, "SCAN_CHUNK", chunk)
+    chunked = analyse(sql)
+    assert [(s.start, s.end, s.node) for s in chunked.statements] == [
+        (s.start, s.end, s.node) for s in whole.statements
+    ]
+    assert chunked.problems == whole.problems
+
+
+@pytest.mark.parametrize("chunk", [1, 5])
+def test_a_chunked_scan_reports_an_unterminated_string_where_it_starts(monkeypatch, chunk):
+    import pgship.sqlscript as sqlscript
+
+    sql = "INSERT INTO t VALUES (1), (2);\nINSERT INTO t VALUES (3), ('x), (4);\n"
+    whole = analyse(sql).problems
+    monkeypatch.setattr(sqlscript, "SCAN_CHUNK", chunk)
+    assert analyse(sql).problems == whole
+    assert [(p.line, "unterminated" in p.message) for p in whole] == [(2, True)]
