@@ -160,6 +160,16 @@ EXTRA_MIGRATIONS: dict[str, ExtraMigrations] = {
             ),
         ),
     ),
+    "a no-transaction migration that adds a processed_concurrently flag to orders": ExtraMigrations(
+        (
+            ScenarioFile(
+                "011_flag_orders_processed_concurrently.sql",
+                "-- pgship:no-transaction\n"
+                "-- Orders handled by the concurrent worker get a flag (a name, not CONCURRENTLY).\n"
+                "ALTER TABLE orders ADD COLUMN processed_concurrently boolean NOT NULL DEFAULT false;\n",
+            ),
+        ),
+    ),
     "a migration that builds an index on orders the plain way": ExtraMigrations(
         (
             ScenarioFile(
