@@ -22,15 +22,7 @@ from pgship import __version__, config
 from pgship.database import ConnectAttempt, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
 from pgship.history import TrackingTable
-from pgship.migrations import (
-    TEMPLATE_NAME,
-    Discovery,
-    Version,
-    discover,
-    next_version,
-    printable_name,
-    validate_new_name,
-)
+from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output, status_for
 from pgship.planner import Plan, State
 from pgship.runner import Event, MigrateResult, Runner, RunOptions
@@ -507,7 +499,7 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    from pgship.migrations import discover_and_parse
+    from pgship.migrations import discover_and_parse, printable_name
 
     args = ctx.args
     discovery, scripts = discover_and_parse(ctx.settings.migrations_dir)  # every problem in one run
