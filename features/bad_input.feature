@@ -27,6 +27,7 @@ Feature: Bad migration files are refused before the database is touched
       | a file named add_order_notes.sql              | add_order_notes.sql                         | no particular line  | Name migration files                |
       | a migration saved as Latin-1 instead of UTF-8 | 011_add_order_notes.sql                     | line 1              | Save the file as UTF-8              |
       | no migrations directory at all                | migrations                                  | no particular line  | --migrations-dir                    |
+      | a migration numbered with Arabic-Indic digits | ٠١١_add_order_notes.sql                     | no particular line  | Name migration files                |
 
     Examples: Files pgship cannot run as one migration
       | problem                                                                         | file                          | where              | fix                                                 |
@@ -34,3 +35,5 @@ Feature: Bad migration files are refused before the database is touched
       | a migration with a psql meta-command                                            | 011_add_order_notes.sql       | line 2             | Write the SQL itself                                |
       | a migration with a COMMIT in the middle                                         | 011_add_order_notes.sql       | line 2             | Split the file into two migrations                  |
       | a migration that builds an index concurrently without the no-transaction marker | 011_index_orders_by_total.sql | line 1             | -- pgship:no-transaction                            |
+      | a migration with the no-transaction marker below its first line                | 011_index_orders_by_total.sql | line 2             | Move `-- pgship:no-transaction` to the file's first line |
+      | a no-transaction migration that locks a table                                   | 011_index_orders_by_total.sql | line 3             | Move it to a migration that runs in a transaction   |

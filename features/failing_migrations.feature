@@ -43,6 +43,21 @@ Feature: When a migration fails
     And the report was not interrupted
     And nothing of migration 011 remains in the database
 
+  @critical @allure.label.story:Lock_timeouts @allure.link.docs:lock-timeouts
+  Scenario: A column named like CONCURRENTLY does not let a migration wait for a lock without a timeout
+    Only statements PostgreSQL runs concurrently go without a lock_timeout, and
+    pgship reads that from the statement's parse tree, not from its text: an
+    ALTER TABLE adding a column called processed_concurrently, in a file that
+    runs outside a transaction, waits a short lock_timeout like any other.
+
+    Given a database at release 5
+    And the next release adds a no-transaction migration that adds a processed_concurrently flag to orders
+    And a long-running report is reading the orders table
+    When the release is deployed, allowing 0.1 seconds for each lock wait and 1 retry
+    Then the deploy fails with exit code 1
+    And the error says migration 011 gave up waiting for a lock after 2 attempts
+    And the report was not interrupted
+
   @critical @allure.label.story:Database_restarts @allure.link.docs:when-a-migration-fails
   Scenario: Losing the database in the middle of a deploy fails that deploy cleanly, and the next one completes
     A restart or a fail-over cuts every client's connection. Here the server

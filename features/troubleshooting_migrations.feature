@@ -47,3 +47,16 @@ Feature: Troubleshooting migrations
     When release 5 is deployed
     Then the deploy fails with exit code 1
     And the error's advice is to run `pgship baseline 005` if the migration was applied by hand
+
+  @critical @allure.label.story:Bad_input @allure.link.docs:bad-input-is-refused
+  Scenario: `pgship verify` lists the problems of every broken file in one run, not one batch at a time
+    Two files share a version, and another one commits in its middle. Both
+    are reported by the same run, so one round of fixes is enough.
+
+    Given release 5 is shipped
+    And the release has two migrations with version 003
+    And the release has a migration with a COMMIT in the middle
+    When I run `pgship verify --no-database`
+    Then the command exits with code 2
+    And the output says "003_create_orders.sql, 003_orders_again.sql: 2 files share version 003"
+    And the output says "011_add_order_notes.sql:2: COMMIT in the middle of the file"

@@ -622,11 +622,12 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
-    from pgship.migrations import require_parsed
+    from pgship.migrations import discover_and_parse, printable_name
 
     args = ctx.args
-    discovery = ctx.discover()
-    scripts = require_parsed(discovery.migrations)
+    discovery, scripts = discover_and_parse(ctx.settings.migrations_dir)  # every problem in one run
+    for warning in discovery.warnings:
+        ctx.out.warn(warning)
     payload: dict[str, Any] = {
         **ctx.header(),
         "files": len(discovery.migrations),
@@ -652,7 +653,8 @@ def cmd_verify(ctx: Context) -> int:
                 f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']})."
             )
         else:
-            ctx.out.line(f"No migration files in {discovery.directory}: nothing to check.")
+            where = printable_name(str(discovery.directory))
+            ctx.out.line(f"Nothing to check: no migration files in {where}.")
         if plan is not None and not refusals and plan.applied_count:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         elif plan is not None and not refusals:

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from pgship.sqlscript import Script
 
 TEMPLATE_NAME = "TEMPLATE.sql"
-_VERSION = re.compile(r"\d+(?:\.\d+)*")
-FILENAME_PATTERN = re.compile(r"^(?P<version>\d+(?:\.\d+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
+# [0-9], not \d: \d (like str.isdigit and int()) also takes Arabic-Indic, fullwidth and other digits
+_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+FILENAME_PATTERN = re.compile(r"^(?P<version>[0-9]+(?:\.[0-9]+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
+_UNICODE_VERSION = re.compile(r"^\d+(?:\.\d+)*_")
 ROLLBACK_DIRECTORY_NAMES = frozenset({"rollback", "rollbacks", "down", "undo", "revert", "reverts"})
 NAMING_FIX = (
     "Name migration files <version>_<description>.sql, for example 017_add_orders.sql "
@@ -42,7 +44,7 @@ class Version:
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        if not (text.isdigit() and text.isascii()) and not _VERSION.fullmatch(text):  # fast path: "017"
+        if not (text.isascii() and text.isdigit()) and not _VERSION.fullmatch(text):  # fast path: "017"
             raise ValueError(f"{text!r} is not a version (digits, optionally dotted, like 017 or 017.1)")
         parts = tuple(int(part) for part in text.split("."))
         key = list(parts)
@@ -131,7 +133,29 @@ def discover(directory: Path | str) -> Discovery:
     Raises :class:`InvalidMigrations` listing *all* naming, duplicate and
     reading problems at once, so one run shows everything to fix.
     """
-    directory = Path(directory)
+    discovery, problems = _read_directory(Path(directory))
+    if problems:
+        raise InvalidMigrations(problems)
+    return discovery
+
+
+def discover_and_parse(directory: Path | str) -> tuple[Discovery, dict[Version, Script]]:
+    """Read and parse every migration file in ``directory`` (what ``verify`` checks).
+
+    Raises :class:`InvalidMigrations` with every problem of every file: the naming, reading and
+    duplicate problems of the directory together with the SQL problems of each file that could be
+    read, so one run shows everything to fix.
+    """
+    discovery, problems = _read_directory(Path(directory))
+    scripts, parse_problems = _parse_all(discovery.migrations)
+    problems = sorted([*problems, *parse_problems], key=lambda p: (p.file or "", p.line or 0))
+    if problems:
+        raise InvalidMigrations(problems)
+    return discovery, scripts
+
+
+def _read_directory(directory: Path) -> tuple[Discovery, list[Problem]]:
+    """The directory's migration files, sorted, and the problems of the others (not raised)."""
     if not directory.is_dir():
         what = "is not a directory" if directory.exists() else "does not exist"
         shown = printable_name(str(directory))
@@ -161,7 +185,11 @@ def discover(directory: Path | str) -> Discovery:
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()
+        except OSError:  # a symbolic link loop (ELOOP): reported below if named like a migration
+            is_dir = is_file = False
+        if is_dir:
             if entry.name.lower() in ROLLBACK_DIRECTORY_NAMES:
                 warnings.append(
                     f"{entry.name}/ ignored: pgship is forward-only and never runs down migrations; "
@@ -171,6 +199,17 @@ def discover(directory: Path | str) -> Discovery:
         if not entry.name.lower().endswith(".sql") or entry.name == TEMPLATE_NAME:
             continue
         match = FILENAME_PATTERN.match(entry.name)
+        unicode_version = _UNICODE_VERSION.match(entry.name) if match is None else None
+        if unicode_version and not unicode_version.group().isascii():
+            problems.append(
+                Problem(
+                    printable_name(entry.name),
+                    "the version is not written with ASCII digits 0-9 (it has digits of another script, "
+                    "such as Arabic-Indic or fullwidth ones)",
+                    NAMING_FIX,
+                )
+            )
+            continue
         if match is None:
             problems.append(
                 Problem(
@@ -178,7 +217,7 @@ def discover(directory: Path | str) -> Discovery:
                 )
             )
             continue
-        if not entry.is_file() and not (entry.is_symlink() and not os.path.exists(entry.path)):
+        if not is_file and not (entry.is_symlink() and not os.path.exists(entry.path)):
             # a FIFO or a device would block or never end (a broken link is reported as unreadable)
             problems.append(
                 Problem(
@@ -203,10 +242,8 @@ def discover(directory: Path | str) -> Discovery:
         )
 
     problems.extend(_duplicate_problems(found))
-    if problems:
-        raise InvalidMigrations(problems)
     found.sort(key=lambda m: m.version.key)
-    return Discovery(directory, found, warnings)
+    return Discovery(directory, found, warnings), problems
 
 
 def _read_text(path: str, name: str, problems: list[Problem]) -> str | None:
@@ -263,8 +300,8 @@ def _duplicate_problems(found: list[MigrationFile]) -> list[Problem]:
             names = ", ".join(m.filename for m in files)
             problems.append(
                 Problem(
-                    names,
-                    f"{len(files)} files share version {version}: {names}",
+                    names,  # the location: the message does not repeat them
+                    f"{len(files)} files share version {version}",
                     "Give each migration its own version: renumber the newer file(s) with `pgship new` "
                     "or by renaming to the next free version.",
                 )
@@ -293,6 +330,13 @@ def validate_new_name(name: str) -> str | None:
 
 def require_parsed(migrations: list[MigrationFile]) -> dict[Version, Script]:
     """Parse ``migrations`` and raise :class:`InvalidMigrations` with every problem found."""
+    scripts, problems = _parse_all(migrations)
+    if problems:
+        raise InvalidMigrations(problems)
+    return scripts
+
+
+def _parse_all(migrations: list[MigrationFile]) -> tuple[dict[Version, Script], list[Problem]]:
     from pgship.sqlscript import analyse
 
     problems: list[Problem] = []
@@ -305,6 +349,4 @@ def require_parsed(migrations: list[MigrationFile]) -> dict[Version, Script]:
                 for p in script.problems
             )
         scripts[migration.version] = script
-    if problems:
-        raise InvalidMigrations(problems)
-    return scripts
+    return scripts, problems

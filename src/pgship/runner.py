@@ -484,12 +484,7 @@ class Runner:
         executed = 0
         try:
             for statement in script.statements:
-                concurrent = "CONCURRENTLY" in statement.text.upper() and statement.node in (
-                    "IndexStmt",
-                    "DropStmt",
-                    "ReindexStmt",
-                    "AlterTableStmt",
-                )
+                concurrent = statement.concurrent  # from the parse tree, not the text
                 lock_timeout = self.options.lock_timeout_s
                 for attempt in range(1, self.options.lock_retries + 2):
                     # CONCURRENTLY takes weak locks and must not be retried half-done: no lock_timeout.

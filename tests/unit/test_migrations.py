@@ -194,3 +194,93 @@ def test_file_names_are_shown_with_undecodable_bytes_and_control_characters_esca
     assert caught.value.problems[0].file == "001_caf\\xe9.sql"
     assert printable_name("002_\x1b[2Jx.sql") == "002_\\x1b[2Jx.sql"
     assert printable_name("001_café.sql") == "001_café.sql"
+
+
+# -- versions are ASCII digits (issue 12.10) --------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["٠٠١_arabic.sql", "００１_fullwidth.sql", "00१_devanagari.sql", "001.٢_mixed.sql"]
+)
+def test_a_version_written_with_non_ascii_digits_is_refused_saying_so(migrations, name):
+    migrations.write(name, "SELECT 1;")
+    migrations.write("002_fine.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    assert problem.file == name
+    assert "ASCII digits 0-9" in problem.message and "<version>_<description>.sql" in problem.fix
+
+
+@pytest.mark.parametrize("text", ["٠٠١", "００１", "1.٢", "¹"])
+def test_version_parse_accepts_only_ascii_digits(text):
+    with pytest.raises(ValueError):
+        Version.parse(text)
+
+
+# -- messages (issue 13.13) -------------------------------------------------------------------------
+def test_the_duplicate_version_message_names_the_files_once(migrations):
+    migrations.write("040_a.sql", "SELECT 1;")
+    migrations.write("40_b.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    location_and_message = f"{problem.location()}: {problem.message}"
+    assert location_and_message.count("040_a.sql") == 1 and location_and_message.count("40_b.sql") == 1
+    assert problem.message == "2 files share version 040"
+
+
+# -- never "a bug in pgship" for a file system oddity (issue 12.12) ---------------------------------
+def test_a_symlink_that_points_at_itself_is_an_error_naming_it(migrations):
+    os.symlink("001_loop.sql", migrations.path / "001_loop.sql")
+    migrations.write("002_fine.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    [problem] = error.value.problems
+    assert problem.file == "001_loop.sql" and "cannot read" in problem.message
+
+
+def test_a_symlink_loop_named_like_a_directory_entry_is_an_error_too(migrations):
+    os.symlink("rollback", migrations.path / "rollback")
+    os.symlink("a_loop.sql", migrations.path / "a_loop.sql")
+    migrations.write("001_fine.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover(migrations.path)
+    assert [p.file for p in error.value.problems] == ["a_loop.sql"]
+
+
+# -- every problem of every file in one run (issue 13.11) -------------------------------------------
+def test_discovery_and_parse_problems_of_every_file_are_reported_together(migrations):
+    from pgship.migrations import discover_and_parse
+
+    migrations.write("add_notes.sql", "SELECT 1;")  # name
+    migrations.write("001_latin1.sql", "SELECT 'caf\xe9';".encode("latin-1"))  # encoding
+    migrations.write("002_a.sql", "SELECT 1;")
+    migrations.write("02_b.sql", "SELEC 1;")  # duplicate, and a syntax error
+    migrations.write("003_commit.sql", "SELECT 1;\nCOMMIT;\nSELECT 2;")
+    migrations.write("004_syntax.sql", "CREAT TABLE t (id int);")
+    migrations.write("005_empty.sql", "")
+    migrations.write("006_meta.sql", "\\i other.sql\n")
+    migrations.write("007_index.sql", "CREATE INDEX CONCURRENTLY i ON t (c);")
+    migrations.write("008_fine.sql", "SELECT 1;")
+    with pytest.raises(InvalidMigrations) as error:
+        discover_and_parse(migrations.path)
+    files = [p.file for p in error.value.problems]
+    assert files == [
+        "001_latin1.sql",
+        "002_a.sql, 02_b.sql",
+        "003_commit.sql",
+        "004_syntax.sql",
+        "005_empty.sql",
+        "006_meta.sql",
+        "007_index.sql",
+        "02_b.sql",
+        "add_notes.sql",
+    ]
+
+
+def test_discover_and_parse_returns_the_scripts_of_valid_files(migrations):
+    from pgship.migrations import Version, discover_and_parse
+
+    migrations.write("001_a.sql", "-- pgship:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);")
+    discovery, scripts = discover_and_parse(migrations.path)
+    assert [m.filename for m in discovery.migrations] == ["001_a.sql"]
+    assert scripts[Version.parse("1")].no_transaction

@@ -183,6 +183,16 @@ EXTRA_MIGRATIONS: dict[str, ExtraMigrations] = {
             ),
         ),
     ),
+    "a no-transaction migration that adds a processed_concurrently flag to orders": ExtraMigrations(
+        (
+            ScenarioFile(
+                "011_flag_orders_processed_concurrently.sql",
+                "-- pgship:no-transaction\n"
+                "-- Orders handled by the concurrent worker get a flag (a name, not CONCURRENTLY).\n"
+                "ALTER TABLE orders ADD COLUMN processed_concurrently boolean NOT NULL DEFAULT false;\n",
+            ),
+        ),
+    ),
     "a migration that builds an index on orders the plain way": ExtraMigrations(
         (
             ScenarioFile(
@@ -241,6 +251,29 @@ BAD_INPUTS: dict[str, BadInput] = {
         )
     ),
     "no migrations directory at all": BadInput(remove_directory=True),
+    "a migration numbered with Arabic-Indic digits": BadInput(
+        (ScenarioFile("\u0660\u0661\u0661_add_order_notes.sql", _NOTES),)
+    ),
+    "a migration with the no-transaction marker below its first line": BadInput(
+        (
+            ScenarioFile(
+                "011_index_orders_by_total.sql",
+                "-- Orders are listed by total; build the index without blocking writes.\n"
+                "-- pgship:no-transaction\n"
+                "CREATE INDEX CONCURRENTLY orders_total_idx ON orders (total_cents);\n",
+            ),
+        )
+    ),
+    "a no-transaction migration that locks a table": BadInput(
+        (
+            ScenarioFile(
+                "011_index_orders_by_total.sql",
+                "-- pgship:no-transaction\n"
+                "CREATE INDEX CONCURRENTLY orders_total_idx ON orders (total_cents);\n"
+                "LOCK TABLE orders IN SHARE MODE;\n",
+            ),
+        )
+    ),
 }
 
 
