@@ -23,6 +23,12 @@ from pgship.database import ConnectAttempt, check_url, connect, describe, passwo
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, Refused, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
+from pgship.options import (
+    major_version,
+    retry_count,
+    timeout_seconds,
+    wait_seconds,
+)
 from pgship.output import Output, library_output, status_for
 from pgship.planner import Plan, State, empty_directory_refusal
 from pgship.runner import Event, MigrateResult, Runner, RunOptions, raise_refusals
@@ -133,7 +139,7 @@ def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) 
         "--pg-version",
         "--replay-pg-version",
         dest="replay_pg_version",
-        type=_integer_type(1, what="major version"),
+        type=major_version,
         metavar="N",
         default=None,
         help="replay on an embedded PostgreSQL N (14-18, with the contrib extensions pgcrypto, uuid-ossp, "
@@ -364,58 +370,6 @@ def build_parser() -> argparse.ArgumentParser:
     for extension in _EXTENSIONS:
         extension(add)
     return parser
-
-
-def _seconds_type(*, zero_allowed: bool) -> Callable[[str], float]:
-    """An argparse type for a duration: a finite number of seconds (``1.5`` or ``1.5s``).
-
-    ``zero_allowed`` for waits (0: try once, do not wait); timeouts must be at least 1 ms, since
-    PostgreSQL counts them in milliseconds and a 0 there means *no* timeout at all.
-    """
-
-    def parse(text: str) -> float:
-        import math
-
-        try:
-            value = float(text.strip().removesuffix("s"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
-        if zero_allowed and value < 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
-        if not zero_allowed and value < 0.001:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0.001 seconds (1 ms)")
-        return value
-
-    parse.__name__ = "seconds"  # argparse names the type in "invalid seconds value"
-    return parse
-
-
-def _integer_type(minimum: int, maximum: int | None = None, what: str = "number") -> Callable[[str], int]:
-    """An argparse type for a whole number within bounds."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
-            raise argparse.ArgumentTypeError(f"{text!r}: the {what} must be {bounds}")
-        return value
-
-    parse.__name__ = what
-    return parse
-
-
-#: The types of every numeric option of every command, checked while parsing: before anything connects.
-wait_seconds = _seconds_type(zero_allowed=True)  # --wait, --lock-wait, --cache-ttl: 0 means "do not wait"
-timeout_seconds = _seconds_type(zero_allowed=False)  # --lock-timeout, --statement-timeout, other timeouts
-retry_count = _integer_type(0, what="count")  # --lock-retries: 0 means one attempt, no retry
-port_number = _integer_type(1, 65535, what="port")
-header_bytes = _integer_type(1024, what="size in bytes")  # serve --max-header-size
-connection_count = _integer_type(1, what="number of connections")  # serve --max-connections
 
 
 # -- commands ----------------------------------------------------------------------

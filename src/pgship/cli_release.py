@@ -23,15 +23,11 @@ from pgship.cli import (
     _target,
     _wait_option,
     add_run_options,
-    connection_count,
-    header_bytes,
     migrate_payload,
-    port_number,
     run_options_from,
-    timeout_seconds,
-    wait_seconds,
 )
 from pgship.errors import ExitCode, PgshipError, StageFailed, UsageError
+from pgship.options import connection_count, header_bytes, port_number, timeout_seconds, wait_seconds
 from pgship.output import Output
 from pgship.runner import Event
 

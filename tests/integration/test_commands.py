@@ -262,7 +262,8 @@ def test_nonsense_numbers_for_any_option_are_refused_before_connecting(cli, migr
 def test_every_numeric_option_of_every_command_uses_a_checked_type():
     import argparse
 
-    from pgship.cli import build_parser, port_number, retry_count, timeout_seconds, wait_seconds
+    from pgship.cli import build_parser
+    from pgship.options import port_number, retry_count, timeout_seconds, wait_seconds
 
     checked = {wait_seconds, timeout_seconds, retry_count, port_number}
     parser = build_parser()

@@ -20,6 +20,7 @@ from typing import Any
 from pgship.database import passwords_in
 from pgship.errors import ExitCode, PgshipError, UsageError
 from pgship.migrations import Discovery, MigrationFile
+from pgship.options import major_version, wait_seconds
 from pgship.planner import State
 from pgship.review.release import GATE_EXIT_CODE, MigrationReview, ReleaseReview, Threshold, relations_of
 
@@ -89,7 +90,13 @@ def add_review(add: Callable[..., argparse.ArgumentParser]) -> None:
         help="replay in a scratch database on this server (default: PGSHIP_REPLAY_URL). Implies --replay",
     )
     review.add_argument(
-        "--replay-pg-version", type=int, metavar="N", default=None, help="embedded server's major version"
+        "--pg-version",
+        "--replay-pg-version",
+        dest="replay_pg_version",
+        type=major_version,
+        metavar="N",
+        default=None,
+        help="replay on an embedded PostgreSQL N (14-18); default: the live database's major, else 16",
     )
     review.add_argument(
         "--replay-role", action="append", default=[], metavar="NAME", help="create this role for the replay"
@@ -102,7 +109,7 @@ def add_review(add: Callable[..., argparse.ArgumentParser]) -> None:
         help="also write the review as Allure results (epic 'Release review') into DIR",
     )
     review.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the database (default: 0)"
+        "--wait", type=wait_seconds, default=0.0, metavar="SECONDS", help="wait for the database (default: 0)"
     )
 
 
