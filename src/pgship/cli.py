@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
+from pgship.fleet import commands as fleet
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output, status_for
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--check", action="store_true", help="exit 5 unless the database matches the files")
     _wait_option(status)
+    fleet.add_options(status, "status")
 
     migrate = add(
         "migrate",
@@ -228,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(migrate)
     _wait_option(migrate)
     add_run_options(migrate)
+    fleet.add_options(migrate, "migrate")
 
     plan = add(
         "plan",
@@ -238,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(plan)
     _wait_option(plan)
     _lint_options(plan, default_on=True)
+    fleet.add_options(plan, "plan")
 
     verify = add(
         "verify",
@@ -259,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
+    fleet.add_options(verify, "verify")
 
     diff = add(
         "diff",
@@ -393,6 +398,8 @@ def _target(args: argparse.Namespace) -> Version | None:
 
 
 def cmd_status(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "status")
     discovery = ctx.discover()
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(discovery)
@@ -407,6 +414,8 @@ def cmd_status(ctx: Context) -> int:
 
 
 def cmd_migrate(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "migrate")
     args = ctx.args
     discovery = ctx.discover()
     options = run_options_from(args)
@@ -454,6 +463,8 @@ def cmd_migrate(ctx: Context) -> int:
 
 
 def cmd_plan(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "plan")
     from pgship.migrations import require_parsed
 
     args = ctx.args
@@ -499,6 +510,8 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "verify")
     from pgship.migrations import require_parsed
 
     args = ctx.args
