@@ -162,8 +162,9 @@ def test_an_unreachable_target_is_reported_and_does_not_hide_the_others(
         "FLEET_GONE_URL": replace_dbname(pg_server.admin_url, "no_such_database_here"),
         "FLEET_GOOD_URL": pg_server.url_for(good),
     }
-    result = fleet_cli(pg_server, release, "migrate", "--fleet", str(fleet_file), "--on-error", "continue",
-                       "--json", env=env)  # fmt: skip
+    result = fleet_cli(
+        pg_server, release, "migrate", "--fleet", str(fleet_file), "--on-error", "continue", "--json", env=env
+    )
     assert result.code == 3, result.output  # every failure is "unreachable": the single-database code
     document = json.loads(result.stdout)
     assert {t["name"]: t["status"] for t in document["targets"]} == {
@@ -234,7 +235,7 @@ def test_two_fleet_runs_at_once_apply_each_migration_once_on_every_target(pg_ser
             "--parallel",
             "3",
             "--json",
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     documents = []
@@ -259,9 +260,19 @@ def test_no_password_in_any_fleet_output_and_a_file_with_one_is_refused(
     query(pg_server.url_for(names[1]), "CREATE TABLE step2 (id int)")
     outputs = []
     for extra in ([], ["--json"]):
-        result = fleet_cli(pg_server, release, "migrate", "--fleet-query", like(names), "--on-error",
-                           "continue", "--markdown", str(summary), *extra,
-                           env={"GITHUB_STEP_SUMMARY": str(tmp_path / "step.md")})  # fmt: skip
+        result = fleet_cli(
+            pg_server,
+            release,
+            "migrate",
+            "--fleet-query",
+            like(names),
+            "--on-error",
+            "continue",
+            "--markdown",
+            str(summary),
+            *extra,
+            env={"GITHUB_STEP_SUMMARY": str(tmp_path / "step.md")},
+        )
         assert result.code == 1
         outputs.append(result.output)
     bad = tmp_path / "fleet.toml"
