@@ -139,7 +139,7 @@ def run(ctx: Any, command: str) -> int:
             parallel=args.parallel,
             on_error=on_error,
             on_progress=progress.update,
-            control=Control(),
+            control=Control(on_stop=progress.stopping),
         )
     finally:
         progress.close()
@@ -245,6 +245,17 @@ class LiveProgress:
                 self._bar.console.print(
                     self.out.clean(self._line(target, outcome)), markup=False, highlight=False
                 )
+
+    def stopping(self, reason: str) -> None:
+        """Say at once that the run is stopping (on stderr, in JSON mode too: people wait on it)."""
+        message = (
+            f"pgship: stopping ({reason}): no new target starts; targets in flight finish the migration "
+            "they are applying"
+        )
+        if self._bar is not None:
+            self._bar.console.print(self.out.clean(message), markup=False, highlight=False)
+        else:
+            print(self.out.clean(message), file=self.out.stderr, flush=True)
 
     def _line(self, target: Target, outcome: Outcome) -> str:
         versions = outcome.version_before or "-"

@@ -53,16 +53,20 @@ class Outcome:
 class Control:
     """Shared by the orchestrator and the workers: whether to stop, and why."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Callable[[str], None] | None = None) -> None:
         self._event = threading.Event()
         self.reason: str | None = None
         self._lock = threading.Lock()
+        self._on_stop = on_stop  # told once, with the first reason (progress shows it)
 
     def stop(self, reason: str) -> None:
         with self._lock:
-            if self.reason is None:
+            first = self.reason is None
+            if first:
                 self.reason = reason
             self._event.set()
+        if first and self._on_stop is not None:
+            self._on_stop(reason)
 
     @property
     def stopping(self) -> bool:
