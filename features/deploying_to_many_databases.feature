@@ -82,3 +82,13 @@ Feature: Deploying to many databases
     Then the fleet deploy is refused with exit code 2
     And the fleet's output does not contain the password
     And tenants 1 and 2 were not touched
+
+  @normal @allure.label.story:Shards @allure.link.docs:thousands-of-tenants
+  Scenario: Shards of the fleet together deploy every tenant exactly once
+    What N jobs of a CI matrix or of a Kubernetes Indexed Job do, each with --shard K/N.
+
+    Given a fleet of 6 tenant databases at release 2, the first of them the canary
+    When release 5 is deployed to the fleet in 3 shards
+    Then every shard's deploy succeeds
+    And each tenant was deployed by exactly one shard
+    And every tenant is at release 5

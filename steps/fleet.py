@@ -289,6 +289,31 @@ def two_fleet_deploys(context: Any, number: int) -> None:
     world.facts["fleet_runs"] = [world.cli.finish(proc) for proc in runs]
 
 
+@when("release {number:d} is deployed to the fleet in {count:d} shards")
+def deploy_in_shards(context: Any, number: int, count: int) -> None:
+    ship(context, number)
+    context.world.facts["fleet_runs"] = [
+        fleet_run(context, "--shard", f"{k}/{count}") for k in range(1, count + 1)
+    ]
+
+
+@then("every shard's deploy succeeds")
+def every_shard_succeeds(context: Any) -> None:
+    for result in context.world.facts["fleet_runs"]:
+        assert result.exit_code == 0, f"exit {result.exit_code}:\n{result.output}"
+
+
+@then("each tenant was deployed by exactly one shard")
+def one_shard_each(context: Any) -> None:
+    deployed = Counter(
+        target["name"]
+        for run in context.world.facts["fleet_runs"]
+        for target in run.json()["targets"]
+        if target["status"] == "ok"
+    )
+    assert deployed == {f"tenant-{n}": 1 for n in tenants(context)}, deployed
+
+
 @when("the fleet's health is checked")
 def fleet_health(context: Any) -> None:
     result = context.world.cli.run("status", "--fleet", json_output=True)
