@@ -110,6 +110,12 @@ def run(ctx: Any, command: str) -> int:
         from pgship.migrations import require_parsed
 
         require_parsed(discovery.migrations)
+    version = _version(args) if command in ("migrate", "plan") else None
+    if version is not None and version not in discovery.by_version():
+        raise UsageError(
+            f"--target {version}: there is no migration file with that version",
+            hint="Pick a version listed by `pgship status`.",
+        )
     targets = execute.resolve_targets(spec, connections)
     if shard:
         targets = select_shard(targets, *shard)
@@ -119,7 +125,7 @@ def run(ctx: Any, command: str) -> int:
         discovery,
         ctx.settings.table,
         options=_run_options(args) if command == "migrate" else None,
-        target_version=_version(args) if command in ("migrate", "plan") else None,
+        target_version=version,
         allow_out_of_order=bool(getattr(args, "allow_out_of_order", False)),
         allow_missing=bool(getattr(args, "allow_missing", False)),
     )
