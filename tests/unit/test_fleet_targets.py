@@ -82,6 +82,9 @@ def test_a_schema_target_keeps_its_tracking_table_in_its_schema():
     assert tenant.schema == "tenant_a"
     assert tenant.tracking_table("schema_migrations") == "tenant_a.schema_migrations"
     assert Target("x").tracking_table("app.schema_migrations") == "app.schema_migrations"
+    # never a table shared by the tenants of one database, whatever --table says
+    assert tenant.tracking_table("app.schema_migrations") == "tenant_a.schema_migrations"
+    assert Target("t", schema="t1", table="ops.history").tracking_table("x") == "t1.history"
 
 
 @pytest.mark.parametrize(
@@ -92,6 +95,9 @@ def test_a_schema_target_keeps_its_tracking_table_in_its_schema():
         'url = "host=db password=s3cret dbname=app"',
         'url = "host=db PASSWORD = s3cret"',
         'password = "s3cret"',
+        'url = "postgresql://app@db/app?password=s3cret"',
+        'url = "postgresql://app@db/app?sslmode=require&sslpassword=s3cret"',
+        'url = "POSTGRESQL://app:s3cret@db/app"',
     ],
 )
 def test_a_file_with_a_password_anywhere_is_refused_and_never_repeats_it(line):

@@ -33,7 +33,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:/@+-]{1,200}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _URL_WITH_PASSWORD = re.compile(r"postgres(?:ql)?://[^/@\s]*:[^@\s]*@", re.I)
-_KEYWORD_PASSWORD = re.compile(r"\bpassword\s*=", re.I)
+_KEYWORD_PASSWORD = re.compile(r"\b(?:ssl)?password\s*=", re.I)  # key=value or ?password= in a URL
 _TARGET_KEYS = {"name", "url_env", "service", "url", "database", "schema", "group", "table"}
 _QUERY_KEYS = {"name", "url_env", "service", "url", "sql", "group", "table"}
 _TOP_KEYS = {"groups", "canary", "target", "query"}
@@ -72,10 +72,14 @@ class Target:
     table: str | None = None  # tracking table; default: the command's, in ``schema`` when set
 
     def tracking_table(self, default: str) -> str:
-        """The tracking table's name for this target: in the tenant's schema for a schema target."""
+        """The tracking table's name for this target: always in the tenant's schema for a schema target.
+
+        A schema-qualified default (``--table app.schema_migrations``) keeps only its name there:
+        tenants sharing one tracking table would each see the others' rows as their own history.
+        """
         name = self.table or default
-        if self.schema and "." not in name:
-            return f"{self.schema}.{name}"
+        if self.schema:
+            return f"{self.schema}.{name.rpartition('.')[2]}"
         return name
 
 
