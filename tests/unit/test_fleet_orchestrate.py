@@ -220,3 +220,33 @@ def test_the_table_json_and_markdown_say_the_same_thing():
     assert markdown.startswith("### ❌ pgship migrate --fleet")
     assert "| tenant_b | default | failed | 001 -> 002 | 1 |" in markdown
     assert "tenant\\|c" in markdown  # a pipe in a name does not break the table
+
+
+def test_an_interrupt_starts_nothing_new_and_waits_for_the_targets_in_flight():
+    import signal
+
+    targets = fleet(("wave", 6))
+    finished: list[str] = []
+    second: list[bool] = []
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def work(target: Target, control: Control) -> Outcome:
+        if target.name == "wave-0":
+            time.sleep(0.6)  # in flight throughout
+        if target.name == "wave-1":
+            signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C, delivered to the main thread
+            deadline = time.monotonic() + 5
+            while not control.stopping and time.monotonic() < deadline:
+                time.sleep(0.005)
+            signal.pthread_kill(main, signal.SIGINT)  # and a second one while targets are in flight
+            time.sleep(0.1)
+        finished.append(target.name)
+        return Outcome(target, "ok")
+
+    control = Control(on_second_interrupt=lambda: second.append(True))
+    run = run_waves(plan_waves(targets, [], None), work, parallel=2, control=control)
+    assert run.interrupted and run.stopped == "interrupted"
+    assert sorted(finished) == ["wave-0", "wave-1"]  # those in flight were waited for, not abandoned
+    assert second == [True]
+    assert [o.status for o in run.outcomes] == ["ok", "ok"] + [SKIPPED] * 4

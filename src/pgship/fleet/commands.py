@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgship.errors import UsageError
+from pgship.errors import ExitCode, UsageError
 from pgship.fleet import execute
 from pgship.fleet.orchestrate import Control, Outcome, run_waves
 from pgship.fleet.report import FleetReport
@@ -145,7 +145,7 @@ def run(ctx: Any, command: str) -> int:
             parallel=args.parallel,
             on_error=on_error,
             on_progress=progress.update,
-            control=Control(on_stop=progress.stopping),
+            control=Control(on_stop=progress.stopping, on_second_interrupt=progress.abandon),
         )
     finally:
         progress.close()
@@ -262,6 +262,21 @@ class LiveProgress:
             self._bar.console.print(self.out.clean(message), markup=False, highlight=False)
         else:
             print(self.out.clean(message), file=self.out.stderr, flush=True)
+
+    def abandon(self) -> None:
+        """A second Ctrl-C: leave now. PostgreSQL rolls back the migrations in flight (each commits
+        with its tracking row, so nothing is left half-recorded); the rerun applies them again."""
+        self.close()
+        print(
+            self.out.clean(
+                "pgship: interrupted again: leaving without waiting; PostgreSQL rolls back the migrations "
+                "in flight (a -- pgship:no-transaction one keeps the statements it completed). Run the same "
+                "command again to continue."
+            ),
+            file=self.out.stderr,
+            flush=True,
+        )
+        os._exit(int(ExitCode.INTERRUPTED))
 
     def _line(self, target: Target, outcome: Outcome) -> str:
         versions = outcome.version_before or "-"

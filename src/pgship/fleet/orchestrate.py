@@ -15,10 +15,12 @@ pgship's single-database run there); this module only decides what starts when:
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,11 +55,18 @@ class Outcome:
 class Control:
     """Shared by the orchestrator and the workers: whether to stop, and why."""
 
-    def __init__(self, on_stop: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_stop: Callable[[str], None] | None = None,
+        on_second_interrupt: Callable[[], None] | None = None,
+    ) -> None:
         self._event = threading.Event()
         self.reason: str | None = None
         self._lock = threading.Lock()
         self._on_stop = on_stop  # told once, with the first reason (progress shows it)
+        # a second Ctrl-C while the migrations in flight finish: the caller may leave at once
+        # (PostgreSQL rolls back what is in flight); by default the wait goes on
+        self.on_second_interrupt = on_second_interrupt
 
     def stop(self, reason: str) -> None:
         with self._lock:
@@ -117,11 +126,17 @@ def run_waves(
     results: dict[int, Outcome] = {}
     interrupted = False
 
-    def job(target: Target) -> Outcome:
+    def job(target: Target, index: int) -> None:
         if control.stopping:
-            return Outcome(
+            outcome = Outcome(
                 target, SKIPPED, error={"kind": "not_started", "message": f"not started: {control.reason}"}
             )
+        else:
+            outcome = attempt(target)
+        with progress_lock:
+            results[index] = outcome  # here, not in the main thread: a Ctrl-C there cannot lose it
+
+    def attempt(target: Target) -> Outcome:
         with progress_lock:
             report("start", target, None)
         began = time.perf_counter()
@@ -143,27 +158,38 @@ def run_waves(
         return outcome
 
     order = [target for wave in waves for target in wave.targets]
-    index_of = {id(target): index for index, target in enumerate(order)}
-    submitted: dict[Future[Outcome], int] = {}
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pgship-fleet") as pool:
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="pgship-fleet")
+    futures: list[Future[None]] = []
+    try:
+        offset = 0
+        for wave in waves:
+            if control.stopping:
+                break
+            with _signals_held():  # a Ctrl-C between submit() and the append would lose a future
+                batch = [pool.submit(job, t, offset + i) for i, t in enumerate(wave.targets)]
+                futures += batch
+            wait(batch)  # a Ctrl-C here: stop (below), then wait for the work in flight
+            failed = [
+                results[offset + i].target.name for i in range(len(batch)) if results[offset + i].failed
+            ]
+            offset += len(batch)
+            if wave.canary and failed:
+                control.stop(f"the canary failed ({', '.join(failed)})")
+    except KeyboardInterrupt:
+        interrupted = True
+    again = control.on_second_interrupt or _keep_waiting
+    while True:  # the targets in flight finish; a further Ctrl-C may land anywhere in here
         try:
-            for wave in waves:
-                if control.stopping:
-                    break
-                futures = [pool.submit(job, t) for t in wave.targets]
-                submitted.update({f: index_of[id(t)] for f, t in zip(futures, wave.targets, strict=True)})
-                _wait_all(futures)
-                for future in futures:
-                    results[submitted[future]] = future.result()
-                failed = [t.name for t in wave.targets if results[index_of[id(t)]].failed]
-                if wave.canary and failed:
-                    control.stop(f"the canary failed ({', '.join(failed)})")
+            if interrupted:
+                control.stop("interrupted")
+            wait(futures)  # futures, not Thread.join: an interrupted join forgets the thread (bpo-45274)
+            break
         except KeyboardInterrupt:
+            if interrupted:
+                again()
             interrupted = True
-            control.stop("interrupted")
-            _wait_all(list(submitted), patient=True)
-            for future, index in submitted.items():
-                results[index] = future.result()
+    with _signals_held():
+        pool.shutdown(wait=True)  # every job is done: the workers only have to exit
     outcomes = []
     for index, target in enumerate(order):
         outcomes.append(
@@ -180,15 +206,27 @@ def run_waves(
     )
 
 
-def _wait_all(futures: Sequence[Future[Outcome]], *, patient: bool = False) -> None:
-    """Wait for every future; ``patient``: a further Ctrl-C does not stop the wait (work in flight ends)."""
-    pending = set(futures)
-    while pending:
-        try:
-            _, pending = wait(pending, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            if not patient:
-                raise
+def _keep_waiting() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (delivered on leaving) where an interrupt would lose track.
+
+    Threads started in here inherit the mask, so the workers never receive these signals either:
+    the main thread does, as Python's handlers need.
+    """
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 __all__ = ["ON_ERROR", "SKIPPED", "STOPPED", "SUCCESS", "Control", "FleetRun", "Outcome", "run_waves"]
