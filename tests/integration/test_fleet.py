@@ -95,6 +95,9 @@ def test_a_fleet_file_names_targets_by_environment_variable_and_schema(
     document = json.loads(result.stdout)
     assert [t["name"] for t in document["targets"]] == ["a", "b", "acme", "globex"]
     assert document["targets"][2]["table"] == "acme.schema_migrations"
+    assert document["targets"][0]["location"] == f"{pg_server.user}@127.0.0.1:{pg_server.port}/{db_a}"
+    assert document["targets"][2]["location"].endswith(f"/{shared} schema acme")
+    assert pg_server.password not in result.output
     shared_url = pg_server.url_for(shared)
     for schema in ("acme", "globex"):  # each tenant's tables and tracking table in its own schema
         assert applied_versions(shared_url, f"{schema}.schema_migrations") == [

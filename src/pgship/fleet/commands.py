@@ -161,7 +161,7 @@ def run(ctx: Any, command: str) -> int:
         tables={t.name: t.tracking_table(ctx.settings.table) for t in targets},
         check=bool(getattr(args, "check", False)),
     )
-    render(out, report, args.markdown)
+    render(out, report, args.markdown, {"migrations_dir": str(ctx.settings.migrations_dir)})
     return report.exit_code()
 
 
@@ -186,9 +186,11 @@ def load_spec(args: argparse.Namespace, cwd: Path) -> FleetSpec:
     return spec
 
 
-def render(out: Output, report: FleetReport, markdown: str | None) -> None:
+def render(
+    out: Output, report: FleetReport, markdown: str | None, extra: dict[str, Any] | None = None
+) -> None:
     if out.as_json:
-        out.document(report.to_dict())
+        out.document({**report.to_dict(), **(extra or {})})
     else:
         out.line()
         for line in report.text():

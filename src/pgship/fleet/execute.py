@@ -82,10 +82,12 @@ class Connections:
 
 def location(target: Target, connections: Connections) -> str:
     """Where a target is, for people: ``user@host:port/db`` (never a password) plus its schema."""
-    if target.source.url_env or target.source.service or target.source.url:
-        where = target.source.describe()
-        if target.source.url and "://" in target.source.url:
-            where = describe(target.source.url)
+    source = target.source
+    if source.url_env or source.service or source.url:
+        where = source.describe()
+        url = connections.environ.get(source.url_env) if source.url_env else source.url
+        if url and "://" in url:
+            where = describe(url)  # user@host:port/db, never the password
     else:
         where = describe(connections.base_url) if connections.base_url else describe(None)
     if target.database:
