@@ -153,6 +153,9 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="20 databases, parallel 1 and 4, no memory series"
     )
+    parser.add_argument(
+        "--no-loop", action="store_true", help="skip the shell loop of pgship (the slowest part)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.databases, args.parallel, args.memory_sizes = 20, "1,4", ""
@@ -176,9 +179,12 @@ def main() -> int:
             f"{args.databases} databases x {args.migrations} migrations, PostgreSQL embedded "
             f"({'fsync on' if args.durable else 'fsync off'}), load {load:.1f} on {os.cpu_count()} CPUs"
         )
-        with Fleet(server, args.databases) as fleet:
-            loop = shell_loop(fleet, f'{PGSHIP} -d "$url" -m {files.numbered} migrate >/dev/null', workdir)
-            rows.append(measure("shell loop of pgship migrate", fleet, loop, env, args.migrations))
+        if not args.no_loop:
+            with Fleet(server, args.databases) as fleet:
+                loop = shell_loop(
+                    fleet, f'{PGSHIP} -d "$url" -m {files.numbered} migrate >/dev/null', workdir
+                )
+                rows.append(measure("shell loop of pgship migrate", fleet, loop, env, args.migrations))
         if dbmate is not None:
             with Fleet(server, args.databases) as fleet:
                 loop = shell_loop(
@@ -196,8 +202,9 @@ def main() -> int:
                         f"pgship migrate --fleet --parallel {parallel}", fleet, command, env, args.migrations
                     )
                 )
-                if parallel == 4:
-                    rows.append(measure("  no-op rerun, --parallel 4", fleet, command, env, args.migrations))
+                rows.append(
+                    measure(f"  no-op rerun, --parallel {parallel}", fleet, command, env, args.migrations)
+                )
         for size in [int(s) for s in args.memory_sizes.split(",") if s]:
             with Fleet(server, size) as fleet:
                 command = fleet_command(server, fleet, files.numbered, 4)
