@@ -249,6 +249,7 @@ class LiveProgress:
                 completed=self.done,
                 description=f"{self.failed} failed, {self.in_flight} in flight",
             )
+            self._bar.refresh()  # the counts first, then the failure's line above the bar
             if outcome is not None and outcome.failed:
                 self._bar.console.print(
                     self.out.clean(self._line(target, outcome)), markup=False, highlight=False
