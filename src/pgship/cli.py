@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pgship import __version__, config
 from pgship.database import ConnectAttempt, check_url, connect, describe, passwords_in
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, Refused, UsageError
+from pgship.fleet import commands as fleet
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.options import (
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         "list shows only the migrations that are not plainly applied, with a count of the others)",
     )
     _wait_option(status)
+    fleet.add_options(status, "status")
 
     migrate = add(
         "migrate",
@@ -279,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(migrate)
     _wait_option(migrate)
     add_run_options(migrate)
+    fleet.add_options(migrate, "migrate")
 
     plan = add(
         "plan",
@@ -289,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(plan)
     _wait_option(plan)
     _lint_options(plan, default_on=True)
+    fleet.add_options(plan, "plan")
 
     verify = add(
         "verify",
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
+    fleet.add_options(verify, "verify")
 
     diff = add(
         "diff",
@@ -459,6 +464,8 @@ def _with_empty_refusal(discovery: Discovery, plan: Plan, args: argparse.Namespa
 
 
 def cmd_status(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "status")
     discovery = ctx.discover()
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(discovery)
@@ -477,6 +484,8 @@ def cmd_status(ctx: Context) -> int:
 
 
 def cmd_migrate(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "migrate")
     args = ctx.args
     discovery = ctx.discover()
     options = run_options_from(args)
@@ -530,6 +539,8 @@ def cmd_migrate(ctx: Context) -> int:
 
 
 def cmd_plan(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "plan")
     from pgship.migrations import require_parsed
 
     args = ctx.args
@@ -576,6 +587,8 @@ def cmd_plan(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
+    if fleet.wanted(ctx.args):
+        return fleet.run(ctx, "verify")
     from pgship.migrations import discover_and_parse, printable_name
 
     args = ctx.args

@@ -81,11 +81,11 @@ def _pyproject_settings(cwd: Path) -> dict[str, str]:
             f"cannot read {path}: {exc}", hint="Fix the file, or pass settings as flags."
         ) from None
     section = data.get("tool", {}).get("pgship", {})
-    unknown = set(section) - {"migrations_dir", "table"}
+    unknown = set(section) - {"migrations_dir", "table", "fleet"}  # fleet: read by pgship.fleet
     if unknown:
         raise UsageError(
             f"unknown setting(s) in [tool.pgship] of {path}: {', '.join(sorted(unknown))}",
             hint="Known settings: migrations_dir, table. The database URL belongs in DATABASE_URL, "
             "never in a committed file.",
         )
-    return {key: str(value) for key, value in section.items()}
+    return {key: str(value) for key, value in section.items() if key != "fleet"}
