@@ -200,7 +200,7 @@ class Runner:
             return result
 
         with self.advisory_lock():
-            result.table_changes = tracking.ensure(self.conn, self.table, history)
+            result.table_changes = tracking.ensure(self.conn, self.table, history.resolved(discovery))
             self.table = tracking.qualify(self.conn, self.table)
             for change in result.table_changes:
                 self.emit(Event("table", change))
@@ -271,7 +271,7 @@ class Runner:
                 hint="Baseline at the version whose schema the database already has.",
             )
         with self._lost_connection("recording the baseline"), self.advisory_lock():
-            tracking.ensure(self.conn, self.table, self.read_history())
+            tracking.ensure(self.conn, self.table, self.read_history().resolved(discovery, baseline=True))
             applied = self.read_history().by_version()
             applied_by = f"baseline by {self._applied_by()}"
             recorded = []
