@@ -28,6 +28,9 @@ KNOWN_DIRECTIVES = frozenset({NO_TRANSACTION})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _NEWLINE = re.compile("\n")
 _DIRECTIVE = re.compile(r"^--\s*pgship\s*:\s*(?P<name>\S+)\s*$")
+#: where another tool's file starts its down part: pgship runs whole files, so it would undo the up part
+_FOREIGN_DOWN = re.compile(r"^--\s*(?P<marker>\+goose\s+down|migrate:down|\+migrate\s+down)\b", re.I)
+_FOREIGN_TOOL = {"+goose": "goose", "migrate:": "dbmate", "+migrate": "sql-migrate"}
 _MARK_FIX = (
     "Move it to a migration file of its own whose first line is `-- pgship:no-transaction`; "
     "pgship runs such a file statement by statement, outside a transaction."
@@ -184,7 +187,23 @@ def _read_directives(text: str, tokens: list[Any], lines: _LineIndex, problems: 
     for token in tokens:
         if token.name != "SQL_COMMENT":
             continue
-        match = _DIRECTIVE.match(text[token.start : token.end + 1].strip())
+        comment = text[token.start : token.end + 1].strip()
+        down = _FOREIGN_DOWN.match(comment)
+        if down is not None:  # another tool's up/down file (see pgship.adopt)
+            marker = down["marker"]
+            tool = next(t for prefix, t in _FOREIGN_TOOL.items() if marker.lower().startswith(prefix))
+            problems.append(
+                Problem(
+                    None,
+                    f"the file has a down section ({comment}, {tool}'s format): pgship runs the whole "
+                    "file, so the down part would undo the up part",
+                    f"Delete the down section (from `{comment}` on): pgship is forward-only, a change is "
+                    "undone by a new migration. The up marker may stay (it is a comment).",
+                    line=lines.line(token.start),
+                )
+            )
+            continue
+        match = _DIRECTIVE.match(comment)
         if match is None:
             continue
         name = match["name"]

@@ -314,3 +314,29 @@ def test_flyway_a_failed_row_is_refused(cli, database_url, migrations):
     assert "Flyway" in error["message"] and "version 3" in error["message"], error
     assert "flyway repair" in error["hint"] and "pgship baseline" in error["hint"], error
     assert not table_exists(database_url, "schema_migrations")
+
+
+# -- the other tools' files -------------------------------------------------------------------------
+def test_a_pending_file_with_a_goose_or_dbmate_down_section_is_refused_before_anything_runs(
+    cli, database_url, migrations
+):
+    migrations.write("00001_users.sql", "-- +goose Up\n" + FILES[1] + "\n-- +goose Down\nDROP TABLE users;\n")
+    migrations.write(
+        "20240101120000_orders.sql", "-- migrate:up\n" + FILES[2] + "\n-- migrate:down\ndrop table orders;\n"
+    )
+    result = run(cli, database_url, migrations, "migrate", "--json")
+    assert result.code == 2, result.output
+    problems = {p["file"]: p for p in json.loads(result.stdout)["error"]["problems"]}
+    assert problems["00001_users.sql"]["line"] == 4 and "goose" in problems["00001_users.sql"]["message"]
+    assert problems["20240101120000_orders.sql"]["line"] == 4
+    assert "dbmate" in problems["20240101120000_orders.sql"]["message"]
+    assert "Delete the down section" in problems["00001_users.sql"]["fix"]
+    assert not table_exists(database_url, "schema_migrations") and not table_exists(database_url, "users")
+
+
+def test_a_goose_file_without_its_down_section_runs(cli, database_url, migrations):
+    migrations.write(
+        "00001_users.sql", "-- +goose Up\n-- +goose StatementBegin\n" + FILES[1] + "-- +goose StatementEnd\n"
+    )
+    assert run(cli, database_url, migrations, "migrate").code == 0
+    assert table_exists(database_url, "users")
