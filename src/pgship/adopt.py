@@ -386,6 +386,18 @@ def _read(conn: psycopg.Connection, tool: str, schema: str | None, table: str) -
     return flyway(schema, table, rows)  # type: ignore[arg-type]
 
 
+def require_taken_over(foreign: ForeignHistory | None, command: str) -> None:
+    """Refuse a command that writes to pgship's table while another tool's table is still to take over."""
+    if foreign is None or foreign.in_place:
+        return
+    raise Refused(
+        f"`pgship {command}` works on pgship's tracking table, and this database still has "
+        f"{foreign.description}",
+        hint="Take it over first: `pgship migrate` (or `pgship baseline V`) copies its history into pgship's "
+        f"table, then run `pgship {command}` again.",
+    )
+
+
 def take_over(
     conn: psycopg.Connection,
     foreign: ForeignHistory,

@@ -225,6 +225,9 @@ def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> 
 
     changes = []
     if history.foreign is not None and not history.foreign.in_place:  # another tool's table (pgship.adopt)
+        current = read(conn, table)
+        if current.foreign is None:  # a runner we waited for has taken it over already
+            return ensure(conn, table, current)
         rows = [adopt.ForeignRow(r.version, r.name, r.applied_at) for r in history.rows]
         creating = create_statements(table)
         return adopt.take_over(

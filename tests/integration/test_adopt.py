@@ -11,9 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
+
+from pgship.history import TrackingTable
 from pgship.migrations import checksum_of
+from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
 
 #: the DDL each tool runs to create its table (PostgreSQL drivers)
@@ -399,3 +404,42 @@ def test_a_goose_file_without_its_down_section_runs(cli, database_url, migration
     )
     assert run(cli, database_url, migrations, "migrate").code == 0
     assert table_exists(database_url, "users")
+
+
+# -- adversarial: two runners, other commands -------------------------------------------------------
+def test_two_deploys_taking_over_the_same_golang_migrate_database_both_succeed(database_url, migrations):
+    golang_migrate_at(database_url, 3)
+    write_release(migrations)
+    key = TrackingTable("schema_migrations").lock_key
+    with psycopg.connect(database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        runners = [
+            spawn_cli("-d", database_url, "-m", str(migrations), "migrate", "--json") for _ in range(2)
+        ]
+        # both have read golang-migrate's table and planned, and wait for the lock
+        while (
+            scalar(
+                database_url,
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgship' "
+                "AND (query LIKE '%%pg_try_advisory_lock%%' OR query LIKE '%%pg_locks%%')",
+            )
+            < 2
+        ):
+            assert all(r.poll() is None for r in runners), [r.communicate() for r in runners]
+            time.sleep(0.05)
+        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    outcomes = [(*r.communicate(timeout=120), r.returncode) for r in runners]
+    assert [code for _, _, code in outcomes] == [0, 0], outcomes
+    applied = sorted(a["version"] for out, _, _ in outcomes for a in json.loads(out)["applied"])
+    assert applied == ["000004", "000005"], outcomes
+    assert applied_versions(database_url) == [f"{n:06d}" for n in FILES]
+    assert query(database_url, "SELECT version, dirty FROM schema_migrations_golang_migrate") == [(3, False)]
+
+
+def test_repair_before_the_take_over_is_refused_with_the_way_forward(cli, database_url, migrations):
+    golang_migrate_at(database_url, 3)
+    write_release(migrations)
+    result = run(cli, database_url, migrations, "repair")
+    assert result.code == 2, result.output
+    assert "golang-migrate" in result.stderr and "pgship migrate" in result.stderr, result.output
+    assert query(database_url, "SELECT version, dirty FROM schema_migrations") == [(3, False)]
