@@ -176,6 +176,10 @@ def from_json_rows(rows: Iterable[Mapping[str, Any]]) -> History:
     columns = set(rows[0]) if rows else set(PGSHIP_COLUMNS)
     if "version" not in columns:
         raise ValueError("the table has no version column, so it is not a migration tracking table")
+    if adopt.shape(columns) == adopt.GOLANG_MIGRATE:  # not taken over yet: one row stands for all up to it
+        foreign = adopt.golang_migrate(None, "schema_migrations", [(r["version"], r["dirty"]) for r in rows])
+        applied = [AppliedMigration(r.version, None, None, None, None, foreign.tool) for r in foreign.rows]
+        return History(True, list(PGSHIP_COLUMNS), applied, list(foreign.unreadable), foreign)
     history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
     _collect(
         history,

@@ -115,3 +115,20 @@ def test_flyway_a_version_deleted_by_repair_is_not_applied():
         (3, "2", "orders", "DELETE", True, T),
     ]
     assert versions(adopt.flyway(None, "flyway_schema_history", rows)) == ["1"]
+
+
+def test_the_health_checks_one_query_reading_of_golang_migrates_table_counts_every_version_up_to_it():
+    from pathlib import Path
+
+    from pgship.history import from_json_rows
+    from pgship.migrations import Discovery, MigrationFile
+    from pgship.planner import State, make_plan
+
+    files = [
+        MigrationFile(V(f"00000{n}"), f"m{n}", Path("."), f"00000{n}_m{n}.sql", "", "x") for n in (1, 2, 3, 4)
+    ]
+    plan = make_plan(Discovery(Path("."), files), from_json_rows([{"version": 3, "dirty": False}]))
+    assert [e.state for e in plan.entries] == [State.NO_CHECKSUM] * 3 + [State.PENDING]
+    assert not plan.refusals
+    dirty = make_plan(Discovery(Path("."), files), from_json_rows([{"version": 3, "dirty": True}]))
+    assert [r.kind for r in dirty.refusals] == ["foreign"]
