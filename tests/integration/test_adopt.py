@@ -443,3 +443,19 @@ def test_repair_before_the_take_over_is_refused_with_the_way_forward(cli, databa
     assert result.code == 2, result.output
     assert "golang-migrate" in result.stderr and "pgship migrate" in result.stderr, result.output
     assert query(database_url, "SELECT version, dirty FROM schema_migrations") == [(3, False)]
+
+
+def test_two_tools_histories_in_one_database_are_refused(cli, database_url, migrations):
+    apply_schema(database_url, 2)
+    goose_history(database_url, [(1, True), (2, True)])
+    flyway_history(database_url, [("1", "users", "SQL", True)])
+    write_release(migrations, width=3)
+    result = run(cli, database_url, migrations, "migrate", "--json")
+    assert result.code == 2, result.output
+    error = json.loads(result.stdout)["error"]
+    assert "goose" in error["message"] and "Flyway" in error["message"], error
+    assert "pgship baseline" in error["hint"], error
+    assert not table_exists(database_url, "schema_migrations")
+    # a person's decision settles it: the baseline records what they say, nothing from either table
+    assert run(cli, database_url, migrations, "baseline", "002").code == 0
+    assert applied_versions(database_url) == ["001", "002"]
