@@ -22,6 +22,16 @@ Feature: Coming from another migration tool
     And golang-migrate's table is kept unchanged, renamed to schema_migrations_golang_migrate
 
   @critical @allure.label.story:From_golang-migrate @allure.link.docs:from-golang-migrate
+  Scenario: golang-migrate's migrations folder runs as it is, and its down files never run
+    Given a database migrated to release 3 by golang-migrate
+    And release 5 is shipped in golang-migrate's format, an up and a down file for each migration
+    When the release is deployed
+    Then the deploy succeeds
+    And pgship ran only migrations 005 and 010, in that order
+    And pgship warns that it ignored the 5 down files, being forward-only
+    And everything release 3 built is still there
+
+  @critical @allure.label.story:From_golang-migrate @allure.link.docs:from-golang-migrate
   Scenario: A database golang-migrate left dirty is refused, naming the migration to settle
     Given a database golang-migrate left dirty at migration 003
     When release 5 is deployed

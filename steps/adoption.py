@@ -177,6 +177,19 @@ def shipped_in_goose_format(context: Any, number: int, version: str) -> None:
     attachments.attach_sql(path, name=f"{migration.filename} (goose's format)")
 
 
+@given("release {number:d} is shipped in golang-migrate's format, an up and a down file for each migration")
+def shipped_in_golang_migrate_format(context: Any, number: int) -> None:
+    workspace = context.world.workspace
+    workspace.ship_release(number)
+    context.world.facts["shipped_release"] = number
+    for migration in SAMPLE_APP.release(number):
+        workspace.path_of(migration).unlink()
+        stem = migration.filename.removesuffix(".sql")
+        workspace.write(f"{stem}.up.sql", migration.sql)
+        down = workspace.write(f"{stem}.down.sql", "DROP SCHEMA public CASCADE;\n")
+    attachments.attach_sql(down, name=f"{down.name} (every down file drops everything)")
+
+
 # -- outcomes ------------------------------------------------------------------------------------
 @then("pgship ran only migrations {versions}, in that order")
 def ran_only(context: Any, versions: str) -> None:
@@ -251,3 +264,17 @@ def dbmate_still_reads(context: Any, versions: str) -> None:
     for version in version_list(versions):
         migration = SAMPLE_APP.by_version(version)
         assert f"[X] {migration.filename}" in output, f"dbmate does not list {migration.filename}:\n{output}"
+
+
+@then("pgship warns that it ignored the {count:d} down files, being forward-only")
+def warns_down_files_ignored(context: Any, count: int) -> None:
+    warnings = context.world.facts["deploy"].json()["warnings"]
+    matching = [w for w in warnings if f"{count} .down.sql files ignored" in w]
+    assert matching and "forward-only" in matching[0], f"no warning about the down files: {warnings}"
+
+
+@then("everything release {number:d} built is still there")
+def release_still_there(context: Any, number: int) -> None:
+    after = schema_snapshot(context)
+    gone = [item for item in context.world.facts["schema_before"] if item not in after]
+    assert not gone, f"objects of release {number} are gone: {gone}"

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 TEMPLATE_NAME = "TEMPLATE.sql"
 _VERSION = re.compile(r"\d+(?:\.\d+)*")
-FILENAME_PATTERN = re.compile(r"^(?P<version>\d+(?:\.\d+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
+FILENAME_PATTERN = re.compile(
+    r"^(?P<version>\d+(?:\.\d+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?:\.up)?\.sql$"  # .up: golang-migrate
+)
 ROLLBACK_DIRECTORY_NAMES = frozenset({"rollback", "rollbacks", "down", "undo", "revert", "reverts"})
 NAMING_FIX = (
     "Name migration files <version>_<description>.sql, for example 017_add_orders.sql "
@@ -150,6 +152,7 @@ def discover(directory: Path | str) -> Discovery:
     problems: list[Problem] = []
     warnings: list[str] = []
     found: list[MigrationFile] = []
+    down_files: list[str] = []
     try:  # scandir: the directory listing already says which entries are files (no stat each)
         with os.scandir(directory) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -169,6 +172,9 @@ def discover(directory: Path | str) -> Discovery:
                 )
             continue
         if not entry.name.lower().endswith(".sql") or entry.name == TEMPLATE_NAME:
+            continue
+        if entry.name.lower().endswith(".down.sql"):  # golang-migrate's down files (see pgship.adopt)
+            down_files.append(printable_name(entry.name))
             continue
         match = FILENAME_PATTERN.match(entry.name)
         if match is None:
@@ -202,6 +208,12 @@ def discover(directory: Path | str) -> Discovery:
             )
         )
 
+    if down_files:
+        warnings.append(
+            f"{len(down_files)} .down.sql file{'s' if len(down_files) > 1 else ''} ignored ({down_files[0]}"
+            f"{', ...' if len(down_files) > 1 else ''}): pgship is forward-only and never runs down "
+            "migrations; undo a change with a new migration instead."
+        )
     problems.extend(_duplicate_problems(found))
     if problems:
         raise InvalidMigrations(problems)

@@ -459,3 +459,20 @@ def test_two_tools_histories_in_one_database_are_refused(cli, database_url, migr
     # a person's decision settles it: the baseline records what they say, nothing from either table
     assert run(cli, database_url, migrations, "baseline", "002").code == 0
     assert applied_versions(database_url) == ["001", "002"]
+
+
+def test_golang_migrates_folder_runs_as_it_is_up_files_applied_down_files_ignored_with_one_warning(
+    cli, database_url, migrations
+):
+    golang_migrate_at(database_url, 3)
+    for number, sql in FILES.items():
+        migrations.write(f"{number:06d}_{NAMES[number]}.up.sql", sql)
+        migrations.write(f"{number:06d}_{NAMES[number]}.down.sql", "DROP SCHEMA public CASCADE;\n")
+    result = run(cli, database_url, migrations, "migrate", "--json")
+    assert result.code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [a["version"] for a in document["applied"]] == ["000004", "000005"]
+    assert [a["file"] for a in document["applied"]] == ["000004_invoices.up.sql", "000005_user_names.up.sql"]
+    [warning] = [w for w in document["warnings"] if ".down.sql" in w]
+    assert "5 .down.sql files ignored" in warning and "forward-only" in warning, warning
+    assert table_exists(database_url, "invoices") and table_exists(database_url, "users")
