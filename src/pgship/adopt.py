@@ -458,6 +458,8 @@ def take_over(
                         [(r.version.text, r.name or "", r.applied_at, applied_by) for r in rows],
                     )
     except psycopg.Error as exc:
+        if conn.closed or conn.broken:
+            raise  # the caller reports a lost connection (the outcome of a COMMIT in flight is unknown)
         reason = (str(exc).strip().splitlines() or ["unknown error"])[0]
         raise PgshipError(
             f"could not take over {foreign.description}: {reason}; nothing was changed",

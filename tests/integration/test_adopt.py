@@ -476,3 +476,30 @@ def test_golang_migrates_folder_runs_as_it_is_up_files_applied_down_files_ignore
     [warning] = [w for w in document["warnings"] if ".down.sql" in w]
     assert "5 .down.sql files ignored" in warning and "forward-only" in warning, warning
     assert table_exists(database_url, "invoices") and table_exists(database_url, "users")
+
+
+def test_a_connection_lost_in_the_middle_of_the_take_over_leaves_golang_migrates_table_as_it_was(
+    cli, database_url, migrations
+):
+    golang_migrate_at(database_url, 3)
+    write_release(migrations)
+    # the server ends pgship's session right after the rename, inside the take-over's transaction
+    query(
+        database_url,
+        "CREATE FUNCTION end_session() RETURNS event_trigger LANGUAGE plpgsql AS "
+        "$$BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); END$$",
+    )
+    query(
+        database_url,
+        "CREATE EVENT TRIGGER end_session ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+        "EXECUTE FUNCTION end_session()",
+    )
+    result = run(cli, database_url, migrations, "migrate")
+    assert result.code == 1, result.output
+    assert "connection to the database was lost" in result.stderr and "This is a bug" not in result.output
+    query(database_url, "DROP EVENT TRIGGER end_session")
+    assert query(database_url, "SELECT version, dirty FROM schema_migrations") == [(3, False)]
+    assert not table_exists(database_url, "schema_migrations_golang_migrate")
+    again = run(cli, database_url, migrations, "migrate")
+    assert again.code == 0, again.output
+    assert applied_versions(database_url) == [f"{n:06d}" for n in FILES]
