@@ -21,6 +21,28 @@ Feature: Coming from another migration tool
     And migrations 001, 002 and 003 are recorded as applied, taken over from golang-migrate without running them
     And golang-migrate's table is kept unchanged, renamed to schema_migrations_golang_migrate
 
+  @critical @allure.label.story:Taking_over @allure.link.docs:coming-from-golang-migrate--dbmate--goose--flyway
+  Scenario: A take-over cut off half-way leaves the database as it was
+    pgship renames golang-migrate's table aside, creates its own and copies the
+    history in one transaction; here the server ends pgship's session between
+    the rename and the copy.
+
+    Given a database migrated to release 3 by golang-migrate
+    And the server ends pgship's session the moment pgship creates its tracking table
+    When release 5 is deployed
+    Then the deploy fails with exit code 1
+    And the database and golang-migrate's table are exactly as they were
+
+  @critical @allure.label.story:Taking_over @allure.link.docs:coming-from-golang-migrate--dbmate--goose--flyway
+  Scenario: Two deploys taking over the same database at once both succeed, and apply each migration once
+    Given a database goose migrated to release 3, then rolled back migration 003
+    And the shop is in the middle of a transaction writing to the customers table
+    When two deploys of release 5 start at the same moment
+    And the shop's transaction commits while both deploys are under way
+    Then both deploys succeed
+    And together they applied each of migrations 003, 005 and 010 exactly once
+    And goose's table is left exactly as it was
+
   @critical @allure.label.story:From_golang-migrate @allure.link.docs:from-golang-migrate
   Scenario: golang-migrate's migrations folder runs as it is, and its down files never run
     Given a database migrated to release 3 by golang-migrate

@@ -190,6 +190,19 @@ def shipped_in_golang_migrate_format(context: Any, number: int) -> None:
     attachments.attach_sql(down, name=f"{down.name} (every down file drops everything)")
 
 
+@given("the server ends pgship's session the moment pgship creates its tracking table")
+def session_ended_at_create(context: Any) -> None:
+    context.world.query(
+        "CREATE FUNCTION end_pgships_session() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN "
+        "IF current_setting('application_name') = 'pgship' THEN "
+        "PERFORM pg_terminate_backend(pg_backend_pid()); END IF; END$$"
+    )
+    context.world.query(
+        "CREATE EVENT TRIGGER end_pgships_session ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+        "EXECUTE FUNCTION end_pgships_session()"
+    )
+
+
 # -- outcomes ------------------------------------------------------------------------------------
 @then("pgship ran only migrations {versions}, in that order")
 def ran_only(context: Any, versions: str) -> None:
