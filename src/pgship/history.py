@@ -5,7 +5,9 @@ Columns: ``version`` (primary key), ``name``, ``applied_at``, plus ``checksum``,
 (only ``version, name, applied_at``; ``version`` may even be an integer) is
 upgraded in place by adding the missing columns; nothing is dropped or
 rewritten. Writes never rely on a unique constraint, so a legacy table without
-one keeps working.
+one keeps working. Tables that golang-migrate, dbmate, goose or Flyway built are
+recognised and taken over by :mod:`pgship.adopt` (hooks in :func:`read` and
+:func:`ensure`).
 """
 
 from __future__ import annotations
