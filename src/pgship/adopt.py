@@ -332,21 +332,22 @@ def find(
         if tool == DBMATE:  # pgship's shape less some columns: upgraded in place like a legacy table
             return ForeignHistory(DBMATE, schema, name, in_place=True)
         return replace(_read(conn, tool, schema, name), set_aside=f"{name}_golang_migrate")
-    found: list[ForeignHistory] = []
     places = [f'"{schema}"."{{}}"', '"{}"'] if schema else ['"{}"']  # its schema, then the search_path
-    for table, tools in DEFAULT_TABLES.items():
-        for place in places:
-            located = conn.execute(
-                "SELECT n.nspname, array_agg(a.attname::text) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-                "WHERE c.oid = to_regclass(%s) GROUP BY n.nspname",
-                (place.format(table),),
-            ).fetchone()
-            tool = shape(located[1]) if located else None
-            if located is not None and tool in tools:  # never the configured table: that does not exist
-                found.append(_read(conn, tool, located[0], table))  # type: ignore[arg-type]
-                break
+    candidates = [place.format(table) for table in DEFAULT_TABLES for place in places]
+    located = conn.execute(  # one round trip for every candidate (this runs on each fresh database)
+        "SELECT x.ord, n.nspname, c.relname, array_agg(a.attname::text) "
+        "FROM unnest(%s::text[]) WITH ORDINALITY AS x(name, ord) "
+        "JOIN pg_class c ON c.oid = to_regclass(x.name) JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "GROUP BY x.ord, n.nspname, c.relname ORDER BY x.ord",
+        (candidates,),
+    ).fetchall()
+    found: list[ForeignHistory] = []
+    for _, table_schema, table, columns_found in located:
+        tool = shape(columns_found)
+        # never the configured table (it does not exist); the first place of each table wins
+        if tool in DEFAULT_TABLES[table] and all(f.table != table for f in found):
+            found.append(_read(conn, tool, table_schema, table))  # type: ignore[arg-type]
     if len(found) > 1:
         names = " and ".join(f.description for f in found)
         return replace(
