@@ -399,6 +399,21 @@ def require_taken_over(foreign: ForeignHistory | None, command: str) -> None:
     )
 
 
+def failed_change(conn: psycopg.Connection, exc: Exception, doing: str, atomic: str) -> Exception:
+    """What to raise when a change to a tracking table failed: the server's reason; nothing changed.
+
+    A lost connection is returned as it is, for the caller to report (a COMMIT in flight has an
+    unknown outcome).
+    """
+    if conn.closed or conn.broken:
+        return exc
+    reason = (str(exc).strip().splitlines() or ["unknown error"])[0]
+    return PgshipError(
+        f"could not {doing}: {reason}; nothing was changed",
+        hint=f"{atomic}, so the database is as it was. Fix the cause and run pgship again.",
+    )
+
+
 def take_over(
     conn: psycopg.Connection,
     foreign: ForeignHistory,
@@ -459,13 +474,8 @@ def take_over(
                         [(r.version.text, r.name or "", r.applied_at, applied_by) for r in rows],
                     )
     except psycopg.Error as exc:
-        if conn.closed or conn.broken:
-            raise  # the caller reports a lost connection (the outcome of a COMMIT in flight is unknown)
-        reason = (str(exc).strip().splitlines() or ["unknown error"])[0]
-        raise PgshipError(
-            f"could not take over {foreign.description}: {reason}; nothing was changed",
-            hint="The take-over runs in one transaction, so the database is as it was. Fix the cause "
-            "and run pgship again.",
+        raise failed_change(
+            conn, exc, f"take over {foreign.description}", "The take-over runs in one transaction"
         ) from None
     changes.append(
         f"created the tracking table {target_name} from {foreign.description}: "

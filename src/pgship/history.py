@@ -227,6 +227,7 @@ def _collect(history: History, rows: Iterable[tuple[Any, ...]]) -> None:
 
 def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:
     """Create the table, or add the columns a legacy one lacks. Returns what was done, in words."""
+    import psycopg
     from psycopg import sql
 
     changes = []
@@ -248,8 +249,12 @@ def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> 
             sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(c), sql.SQL(PGSHIP_COLUMNS[c]))
             for c in history.missing_columns
         )
-        conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.identifier(), additions))
         owner = f"{history.foreign.tool}'s" if history.foreign else "the legacy"
+        try:
+            conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.identifier(), additions))
+        except psycopg.Error as exc:
+            atomic = "It is one ALTER TABLE"
+            raise adopt.failed_change(conn, exc, f"upgrade {owner} tracking table {table}", atomic) from None
         changes.append(f"upgraded {owner} tracking table {table}: added {', '.join(history.missing_columns)}")
     return changes
 

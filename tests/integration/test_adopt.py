@@ -284,7 +284,10 @@ def test_a_legacy_upgrade_that_fails_changes_nothing(cli, database_url, migratio
         "EXECUTE FUNCTION no_alter()",
     )
     result = run(cli, database_url, migrations, "migrate")
-    assert result.code != 0
+    assert result.code == 1, result.output
+    assert "could not upgrade dbmate's tracking table" in result.stderr, result.output
+    assert "no changes today" in result.stderr and "nothing was changed" in result.stderr, result.output
+    assert "This is a bug" not in result.output
     columns = query(
         database_url,
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'schema_migrations'::regclass "
