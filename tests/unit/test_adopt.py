@@ -132,3 +132,14 @@ def test_the_health_checks_one_query_reading_of_golang_migrates_table_counts_eve
     assert not plan.refusals
     dirty = make_plan(Discovery(Path("."), files), from_json_rows([{"version": 3, "dirty": True}]))
     assert [r.kind for r in dirty.refusals] == ["foreign"]
+
+
+def test_a_file_with_another_tools_down_section_is_a_problem_at_that_line_and_its_up_marker_is_not():
+    from pgship.sqlscript import analyse
+
+    goose = analyse("-- +goose Up\nCREATE TABLE a (id int);\n\n-- +goose Down\nDROP TABLE a;\n")
+    assert [(p.line, "goose" in p.message) for p in goose.problems] == [(4, True)]
+    dbmate = analyse("-- migrate:up\ncreate table b (id int);\n-- migrate:down\ndrop table b;\n")
+    assert [(p.line, "dbmate" in p.message) for p in dbmate.problems] == [(3, True)]
+    assert not analyse("-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE a (id int);\n").problems
+    assert not analyse("-- migrate:downtime is planned for Sunday\nCREATE TABLE a (id int);\n").problems
