@@ -57,14 +57,15 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 # One row per schema object with its full definition: equal fingerprints = the same schema.
-# The tracking table is left out (its rows and shape are checked on their own).
+# The tracking table is left out (its rows and shape are checked on their own), and so is
+# golang-migrate's, which pgship keeps under <tracking table>_golang_migrate when it takes over.
 SCHEMA_FINGERPRINT = """
 WITH rel AS (
     SELECT c.oid, c.relkind, c.relname, n.nspname
     FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%%'
       AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
-      AND c.relname <> %(tracking)s
+      AND c.relname NOT IN (%(tracking)s::text, %(tracking)s::text || '_golang_migrate')
 )
 SELECT 'relation ' || rel.relkind::text AS kind, rel.nspname || '.' || rel.relname AS name,
        coalesce((SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
@@ -101,13 +102,15 @@ def schema_snapshot(context: Any) -> list[dict[str, Any]]:
 
 
 def applied_versions(context: Any) -> list[str]:
-    return [row["version"] for row in context.world.tracking_rows()]
+    return [str(row["version"]) for row in context.world.tracking_rows()]  # golang-migrate's are numbers
 
 
 def rows_for_version(context: Any, version: str) -> list[dict[str, Any]]:
     """Tracking rows whose version equals ``version`` numerically (``011`` and ``11`` alike)."""
     return [
-        row for row in context.world.tracking_rows() if version_key(row["version"]) == version_key(version)
+        row
+        for row in context.world.tracking_rows()
+        if version_key(str(row["version"])) == version_key(version)
     ]
 
 

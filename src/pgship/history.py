@@ -5,7 +5,9 @@ Columns: ``version`` (primary key), ``name``, ``applied_at``, plus ``checksum``,
 (only ``version, name, applied_at``; ``version`` may even be an integer) is
 upgraded in place by adding the missing columns; nothing is dropped or
 rewritten. Writes never rely on a unique constraint, so a legacy table without
-one keeps working.
+one keeps working. Tables that golang-migrate, dbmate, goose or Flyway built are
+recognised and taken over by :mod:`pgship.adopt` (hooks in :func:`read` and
+:func:`ensure`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pgship.migrations import Version
+from pgship import adopt
+from pgship.migrations import Discovery, Version
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,6 +94,7 @@ class History:
     missing_columns: list[str] = field(default_factory=list)
     rows: list[AppliedMigration] = field(default_factory=list)
     unreadable_versions: list[str] = field(default_factory=list)
+    foreign: adopt.ForeignHistory | None = None  # another tool's table, to take over (pgship.adopt)
 
     @property
     def is_legacy(self) -> bool:
@@ -98,6 +102,17 @@ class History:
 
     def by_version(self) -> dict[Version, AppliedMigration]:
         return {row.version: row for row in self.rows}
+
+    def resolved(self, discovery: Discovery, *, baseline: bool = False) -> History:
+        """With another tool's table: every version it counts as applied (golang-migrate: each file up
+        to its one row). ``baseline``: a person's ``pgship baseline`` overrides a refusal. Pure."""
+        foreign = self.foreign
+        if foreign is None or foreign.in_place:
+            return self
+        foreign = foreign.baselined() if baseline else foreign
+        found = adopt.applied_rows(foreign, ((m.version, m.name) for m in discovery.migrations))
+        rows = [AppliedMigration(r.version, r.name, r.applied_at, None, None, foreign.tool) for r in found]
+        return replace(self, rows=rows, foreign=foreign)
 
 
 def read(conn: psycopg.Connection, table: TrackingTable) -> History:
@@ -112,6 +127,12 @@ def read(conn: psycopg.Connection, table: TrackingTable) -> History:
             (table.regclass_text(),),
         )
     ]
+    foreign = adopt.find(conn, table.schema, table.name, columns)  # another tool's table (pgship.adopt)
+    if foreign is not None and not foreign.in_place:
+        rows = [
+            AppliedMigration(r.version, r.name, r.applied_at, None, None, foreign.tool) for r in foreign.rows
+        ]
+        return History(bool(columns), list(PGSHIP_COLUMNS), rows, list(foreign.unreadable), foreign)
     if not columns:
         return History()
     if "version" not in columns:
@@ -132,6 +153,7 @@ def read(conn: psycopg.Connection, table: TrackingTable) -> History:
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selected), table.identifier())
     history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
     _collect(history, conn.execute(query))
+    history.foreign = foreign
     return history
 
 
@@ -156,6 +178,10 @@ def from_json_rows(rows: Iterable[Mapping[str, Any]]) -> History:
     columns = set(rows[0]) if rows else set(PGSHIP_COLUMNS)
     if "version" not in columns:
         raise ValueError("the table has no version column, so it is not a migration tracking table")
+    if adopt.shape(columns) == adopt.GOLANG_MIGRATE:  # not taken over yet: one row stands for all up to it
+        foreign = adopt.golang_migrate(None, "schema_migrations", [(r["version"], r["dirty"]) for r in rows])
+        applied = [AppliedMigration(r.version, None, None, None, None, foreign.tool) for r in foreign.rows]
+        return History(True, list(PGSHIP_COLUMNS), applied, list(foreign.unreadable), foreign)
     history = History(exists=True, missing_columns=[c for c in PGSHIP_COLUMNS if c not in columns])
     _collect(
         history,
@@ -201,30 +227,53 @@ def _collect(history: History, rows: Iterable[tuple[Any, ...]]) -> None:
 
 def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:
     """Create the table, or add the columns a legacy one lacks. Returns what was done, in words."""
+    import psycopg
     from psycopg import sql
 
     changes = []
-    if not history.exists:
-        if table.schema:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL DEFAULT now(), checksum text, execution_ms integer, "
-                "applied_by text)"
-            ).format(table.identifier())
+    if history.foreign is not None and not history.foreign.in_place:  # another tool's table (pgship.adopt)
+        current = read(conn, table)
+        if current.foreign is None:  # a runner we waited for has taken it over already
+            return ensure(conn, table, current)
+        rows = [adopt.ForeignRow(r.version, r.name, r.applied_at) for r in history.rows]
+        creating = create_statements(table)
+        return adopt.take_over(
+            conn, history.foreign, rows, target=table.identifier(), target_name=str(table), create=creating
         )
+    if not history.exists:
+        for statement in create_statements(table):
+            conn.execute(statement)
         changes.append(f"created the tracking table {table}")
     elif history.missing_columns:
         additions = sql.SQL(", ").join(
             sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(c), sql.SQL(PGSHIP_COLUMNS[c]))
             for c in history.missing_columns
         )
-        conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.identifier(), additions))
-        changes.append(
-            f"upgraded the legacy tracking table {table}: added {', '.join(history.missing_columns)}"
-        )
+        owner = f"{history.foreign.tool}'s" if history.foreign else "the legacy"
+        try:
+            conn.execute(sql.SQL("ALTER TABLE {} {}").format(table.identifier(), additions))
+        except psycopg.Error as exc:
+            atomic = "It is one ALTER TABLE"
+            raise adopt.failed_change(conn, exc, f"upgrade {owner} tracking table {table}", atomic) from None
+        changes.append(f"upgraded {owner} tracking table {table}: added {', '.join(history.missing_columns)}")
     return changes
+
+
+def create_statements(table: TrackingTable) -> list[sql.Composed]:
+    """The statements that create pgship's tracking table (and its schema)."""
+    from psycopg import sql
+
+    statements = []
+    if table.schema:
+        statements.append(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema)))
+    statements.append(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, name text NOT NULL, "
+            "applied_at timestamptz NOT NULL DEFAULT now(), checksum text, execution_ms integer, "
+            "applied_by text)"
+        ).format(table.identifier())
+    )
+    return statements
 
 
 def qualify(conn: psycopg.Connection, table: TrackingTable) -> TrackingTable:

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 TEMPLATE_NAME = "TEMPLATE.sql"
 # [0-9], not \d: \d (like str.isdigit and int()) also takes Arabic-Indic, fullwidth and other digits
 _VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-FILENAME_PATTERN = re.compile(r"^(?P<version>[0-9]+(?:\.[0-9]+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.sql$")
+# an optional .up before .sql: golang-migrate's up files run as they are (see pgship.adopt)
+FILENAME_PATTERN = re.compile(
+    r"^(?P<version>[0-9]+(?:\.[0-9]+)*)_(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)(?:\.up)?\.sql$"
+)
 _UNICODE_VERSION = re.compile(r"^\d+(?:\.\d+)*_")
 ROLLBACK_DIRECTORY_NAMES = frozenset({"rollback", "rollbacks", "down", "undo", "revert", "reverts"})
 NAMING_FIX = (
@@ -174,6 +177,7 @@ def _read_directory(directory: Path) -> tuple[Discovery, list[Problem]]:
     problems: list[Problem] = []
     warnings: list[str] = []
     found: list[MigrationFile] = []
+    down_files: list[str] = []
     try:  # scandir: the directory listing already says which entries are files (no stat each)
         with os.scandir(directory) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -197,6 +201,9 @@ def _read_directory(directory: Path) -> tuple[Discovery, list[Problem]]:
                 )
             continue
         if not entry.name.lower().endswith(".sql") or entry.name == TEMPLATE_NAME:
+            continue
+        if entry.name.lower().endswith(".down.sql"):  # golang-migrate's down files (see pgship.adopt)
+            down_files.append(printable_name(entry.name))
             continue
         match = FILENAME_PATTERN.match(entry.name)
         unicode_version = _UNICODE_VERSION.match(entry.name) if match is None else None
@@ -241,6 +248,12 @@ def _read_directory(directory: Path) -> tuple[Discovery, list[Problem]]:
             )
         )
 
+    if down_files:
+        warnings.append(
+            f"{len(down_files)} .down.sql file{'s' if len(down_files) > 1 else ''} ignored ({down_files[0]}"
+            f"{', ...' if len(down_files) > 1 else ''}): pgship is forward-only and never runs down "
+            "migrations; undo a change with a new migration instead."
+        )
     problems.extend(_duplicate_problems(found))
     found.sort(key=lambda m: m.version.key)
     return Discovery(directory, found, warnings), problems

@@ -49,7 +49,7 @@ class PlanEntry:
 class Refusal:
     """A reason ``migrate`` must not run without an explicit decision."""
 
-    kind: str  # drifted | missing | out_of_order | empty
+    kind: str  # drifted | missing | out_of_order | empty | foreign
     versions: list[str]
     message: str
     hint: str
@@ -91,6 +91,7 @@ def make_plan(
     allow_missing: bool = False,
 ) -> Plan:
     """Classify every version and decide what ``migrate`` applies (in version order)."""
+    history = history.resolved(discovery)  # another tool's table: what it counts as applied (pgship.adopt)
     # keyed by the versions' comparison keys (plain tuples): hashing them costs nothing in Python
     files = {m.version.key: m for m in discovery.migrations}
     applied = {r.version.key: r for r in history.rows}
@@ -103,6 +104,10 @@ def make_plan(
         version = file.version if file is not None else row.version  # type: ignore[union-attr]
         entries.append(PlanEntry(version, _state(file, row, newest_applied, newest_file), file, row))
     plan = Plan(entries)
+    if history.foreign is not None:  # another tool's table that cannot be taken over as it is
+        plan.warnings.extend(history.foreign.warnings)
+        if (refusal := history.foreign.refusal) is not None:
+            plan.refusals.append(Refusal("foreign", refusal.versions, refusal.message, refusal.hint))
 
     drifted = plan.with_state(State.DRIFTED)
     if drifted:

@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pgship import adopt
 from pgship import history as tracking
 from pgship.errors import (
     ConnectionLost,
@@ -200,7 +201,7 @@ class Runner:
             return result
 
         with self.advisory_lock():
-            result.table_changes = tracking.ensure(self.conn, self.table, history)
+            result.table_changes = tracking.ensure(self.conn, self.table, history.resolved(discovery))
             self.table = tracking.qualify(self.conn, self.table)
             for change in result.table_changes:
                 self.emit(Event("table", change))
@@ -271,7 +272,7 @@ class Runner:
                 hint="Baseline at the version whose schema the database already has.",
             )
         with self._lost_connection("recording the baseline"), self.advisory_lock():
-            tracking.ensure(self.conn, self.table, self.read_history())
+            tracking.ensure(self.conn, self.table, self.read_history().resolved(discovery, baseline=True))
             applied = self.read_history().by_version()
             applied_by = f"baseline by {self._applied_by()}"
             recorded = []
@@ -287,7 +288,9 @@ class Runner:
         """Accept the current checksum of edited migrations; optionally forget rows of deleted files."""
         changes: list[RepairChange] = []
         with self._lost_connection("repairing checksums"), self.advisory_lock():
-            plan = make_plan(discovery, self.read_history(), allow_missing=True)
+            history = self.read_history()
+            adopt.require_taken_over(history.foreign, "repair")
+            plan = make_plan(discovery, history, allow_missing=True)
             for entry in plan.with_state(State.DRIFTED, State.NO_CHECKSUM):
                 assert entry.file is not None and entry.applied is not None
                 tracking.set_checksum(self.conn, self.table, entry.version, entry.file.checksum)

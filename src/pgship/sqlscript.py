@@ -66,7 +66,13 @@ _SPACE = re.compile(r"[ \t\n\r\f\v]+")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _WORD = re.compile(r"[A-Za-z_]+")
 _DIRECTIVE = re.compile(r"^--\s*pgship\s*:\s*(?P<name>\S+)\s*$")
-_MARKER = re.compile(r"--[ \t]*pgship[ \t]*:[^\n]*")
+#: a ``-- pgship:`` marker, or where another tool's file starts its down part (see pgship.adopt):
+#: pgship runs whole files, so a down part would undo the up part
+_MARKER = re.compile(
+    r"--[ \t]*(?:pgship[ \t]*:|(?i:\+goose[ \t]+down|migrate:down|\+migrate[ \t]+down))[^\n]*"
+)
+_FOREIGN_DOWN = re.compile(r"^--\s*(?P<marker>\+goose\s+down|migrate:down|\+migrate\s+down)\b", re.I)
+_FOREIGN_TOOL = {"+goose": "goose", "migrate:": "dbmate", "+migrate": "sql-migrate"}
 _MARK_FIX = (
     "Move it to a migration file of its own whose first line is `-- pgship:no-transaction`; "
     "pgship runs such a file statement by statement, outside a transaction."
@@ -446,8 +452,10 @@ def _check_markers(
         if offset == 0 and first_is_directive:
             continue
         candidate = _MARKER.match(text, offset)
-        directive = _DIRECTIVE.match(candidate.group().strip()) if candidate else None
-        if directive is None:
+        comment = candidate.group().strip() if candidate else ""
+        down = _FOREIGN_DOWN.match(comment)
+        directive = None if down else _DIRECTIVE.match(comment)
+        if directive is None and down is None:
             continue  # "-- pgship: some prose" is an ordinary comment
         index = bisect_right(starts, offset) - 1
         inside = index >= 0 and regions[index][0] <= offset <= regions[index][1]
@@ -468,6 +476,21 @@ def _check_markers(
         if not in_comment:
             continue
         line = lines.line(offset)
+        if down is not None:  # another tool's up/down file (see pgship.adopt)
+            marker = down["marker"]
+            tool = next(t for prefix, t in _FOREIGN_TOOL.items() if marker.lower().startswith(prefix))
+            problems.append(
+                Problem(
+                    None,
+                    f"the file has a down section ({comment}, {tool}'s format): pgship runs the whole "
+                    "file, so the down part would undo the up part",
+                    f"Delete the down section (from `{comment}` on): pgship is forward-only, a change is "
+                    "undone by a new migration. The up marker may stay (it is a comment).",
+                    line=line,
+                )
+            )
+            continue
+        assert directive is not None
         problems.append(
             Problem(
                 None,

@@ -53,4 +53,11 @@ class ScenarioWorld:
         """The tracking table's rows in the order they were applied (empty if there is no table)."""
         if not self.table_exists(TRACKING_TABLE):
             return []
-        return self.query(f"SELECT * FROM {TRACKING_TABLE} ORDER BY applied_at, version")
+        # another tool's table of that name (golang-migrate, dbmate) has no applied_at before pgship takes it
+        has_dates = self.query(
+            "SELECT count(*) AS n FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attname = 'applied_at'",
+            (TRACKING_TABLE,),
+        )[0]["n"]
+        order = "applied_at, version" if has_dates else "version"
+        return self.query(f"SELECT * FROM {TRACKING_TABLE} ORDER BY {order}")
