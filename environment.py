@@ -1,6 +1,6 @@
 """behave hooks for pgship's specification: one server per run, one fresh database per scenario.
 
-Kept at the repository root (with ``steps/`` beside it) as DESIGN.md lays out:
+Kept at the repository root (with ``steps/`` beside it) as docs/ARCHITECTURE.md lays out:
 behave starts from ``features/`` and walks up until it finds a ``steps/``
 directory or this file, and takes that directory as its base.
 

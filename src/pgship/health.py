@@ -1,6 +1,6 @@
 """Health of a release: is the database reachable, and does its schema match the migrations shipped?
 
-Three endpoints (DESIGN.md, "Health"), answering ``application/health+json`` in
+Three endpoints (docs/ARCHITECTURE.md, "Health"), answering ``application/health+json`` in
 the shape of the IETF health-check draft (``status`` pass | warn | fail,
 ``releaseId``, ``checks``):
 

@@ -51,3 +51,39 @@ def test_every_scenario_docs_link_points_at_a_heading_of_the_guide():
                 if match["anchor"] not in anchors:
                     broken.append(f"{feature.name}:{number}: #{match['anchor']} is no heading of the guide")
     assert not broken, "\n".join(broken)
+
+
+CITED_DOCUMENT = re.compile(r"\b(?:[\w.-]+/)*[A-Z][A-Z_-]*\.md\b")
+CODE_ROOTS = ["src", "steps", "tests", "bench", "tools", "environment.py", "Makefile", "make", ".ci"]
+
+
+def _code_files():
+    for name in CODE_ROOTS:
+        root = ROOT / name
+        paths = [root] if root.is_file() else sorted(root.rglob("*"))
+        for path in paths:
+            if (
+                path.is_file()
+                and path.suffix in {".py", ".mk", ".sh", ".mjs", ""}
+                and "__pycache__" not in str(path)
+            ):
+                yield path
+
+
+def test_every_document_the_code_cites_is_in_the_repository():
+    """A contributor who clones the project can open every document a docstring or comment names."""
+    documents = {path.name for path in ROOT.rglob("*.md") if "node_modules" not in path.parts}
+    documents |= {
+        str(path.relative_to(ROOT)) for path in ROOT.rglob("*.md") if "node_modules" not in path.parts
+    }
+    missing = []
+    for path in _code_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            for cited in CITED_DOCUMENT.findall(line):
+                if cited not in documents and cited.split("/")[-1] not in documents:
+                    missing.append(f"{path.relative_to(ROOT)}:{number}: {cited}")
+    assert not missing, "documents cited but not in the repository:\n" + "\n".join(missing)

@@ -20,7 +20,7 @@ from pgship.testing.spec import attachments
 
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the step log
 
-#: the check bound DESIGN.md and the README promise ("about 2 s", ``--check-timeout`` default)
+#: the check bound docs/DEPLOYMENT.md and the README promise ("about 2 s", ``--check-timeout`` default)
 CHECK_BOUND_S = 2.0
 #: what a client allows on top of the bound: process scheduling on a busy 2-core CI machine
 MARGIN_S = 8.0
