@@ -29,7 +29,7 @@ class SampleMigration:
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the text with a BOM removed and line endings normalised (docs/ARCHITECTURE.md, "Contracts")."""
+        """SHA-256 of the text, BOM removed, line endings normalised (docs/ARCHITECTURE.md, "Contracts")."""
         return sha256_of_migration_text(self.sql)
 
 
