@@ -369,8 +369,11 @@ class Context:
 
         def on_event(event: Event) -> None:
             if event.kind == "plan":  # name the database before changing it: logs show where it ran
-                event = Event("plan", f"{target} ({self.settings.table}): {event.message}", event.data)
+                table = event.data.get("table", self.settings.table)  # resolved: schema-qualified
+                event = Event("plan", f"{target} ({table}): {event.message}", event.data)
             self.out.event(event)
+            for message in event.data.get("messages", ()) if event.kind == "applied" else ():
+                self.out.line(f"    {message['severity']}: {message['message']}")  # RAISE WARNING/NOTICE
 
         return Runner(conn, self.table, options=options, on_event=on_event)
 

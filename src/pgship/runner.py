@@ -82,6 +82,7 @@ class AppliedRecord:
     file: str
     execution_ms: int
     attempts: int = 1
+    messages: list[dict[str, str]] = field(default_factory=list)  # the server's WARNINGs and NOTICEs
 
 
 @dataclass
@@ -119,14 +120,37 @@ class Runner:
         on_event: EventSink | None = None,
     ) -> None:
         self.conn = conn
-        self.table = table
+        self.table = table  # as configured until resolved (schema-qualified) on first use
+        self._resolved: tracking.Resolved | None = None
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
-        self._lock_key = table.lock_key  # from the configured name: every runner computes the same key
+        self._rows: list[tuple[str, str]] | None = None  # (version, row digest) as read under the lock
+        self._messages: list[dict[str, str]] | None = None  # collecting the migration's notices
+        self._in_flight: tuple[MigrationFile, Script] | None = None
+        self._executed = 0  # statements of a no-transaction file that completed
         self.options = options or RunOptions()
         self.emit = on_event or _ignore
+        # DEALLOCATE ALL (ours, or a migration's) must not pull prepared statements from under psycopg
+        conn.prepare_threshold = None
+        conn.add_notice_handler(self._on_notice)
+        self._backend_pid = conn.info.backend_pid
+        self._reconnect = (conn.info.dsn, conn.pgconn.password)
+
+    def _on_notice(self, diag: Any) -> None:
+        if self._messages is not None:
+            severity = diag.severity_nonlocalized or diag.severity or "NOTICE"
+            self._messages.append({"severity": severity, "message": diag.message_primary or ""})
+
+    def resolve(self) -> TrackingTable:
+        """The tracking table, schema-qualified (:func:`pgship.history.resolve`), resolved once per run."""
+        if self._resolved is None:
+            with self._lost_connection("locating the tracking table"):
+                self._resolved = tracking.resolve(self.conn, self.table)
+            self.table = self._resolved.table
+        return self.table
 
     # -- reading -------------------------------------------------------------------
     def read_history(self) -> History:
+        self.resolve()
         with self._lost_connection("reading the tracking table"):
             return tracking.read(self.conn, self.table)
 
@@ -164,8 +188,11 @@ class Runner:
         """Apply every pending migration (up to ``target``), or explain why not."""
         result = MigrateResult()
         try:
-            with self._lost_connection("migrating"):
-                return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+            try:
+                with self._lost_connection("migrating"):
+                    return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+            except KeyboardInterrupt:
+                raise self._interrupted(result) from None
         except PgshipError as error:
             error.partial_result = result  # what was applied before the failure, for the report
             raise
@@ -200,8 +227,8 @@ class Runner:
             return result
 
         with self.advisory_lock():
-            result.table_changes = tracking.ensure(self.conn, self.table, history)
-            self.table = tracking.qualify(self.conn, self.table)
+            reason = self._resolved.reason if self._resolved else None
+            result.table_changes = tracking.ensure(self.conn, self.table, history, reason)
             for change in result.table_changes:
                 self.emit(Event("table", change))
             plan = make_plan(discovery, self.read_history(), **plan_options)
@@ -210,6 +237,7 @@ class Runner:
             scripts.update(require_parsed(unparsed))
             for migration in plan.to_adopt:
                 tracking.set_checksum(self.conn, self.table, migration.version, migration.checksum)
+                self._rows = None  # read again before the next migration
                 result.adopted.append(str(migration.version))
                 self.emit(
                     Event(
@@ -227,7 +255,7 @@ class Runner:
                         "plan",
                         f"{total} pending migration{'s' if total != 1 else ''} to apply "
                         f"({plan.applied_count} already applied)",
-                        {"pending": total, "applied": plan.applied_count},
+                        {"pending": total, "applied": plan.applied_count, "table": str(self.table)},
                     )
                 )
             for index, migration in enumerate(plan.to_apply, start=1):
@@ -243,8 +271,10 @@ class Runner:
                         },
                     )
                 )
+                self._in_flight = (migration, scripts[migration.version])
                 record = self._apply(migration, scripts[migration.version], applied_by)
                 result.applied.append(record)
+                self._in_flight = None
                 self.emit(
                     Event(
                         "applied",
@@ -253,6 +283,7 @@ class Runner:
                             "version": record.version,
                             "file": record.file,
                             "execution_ms": record.execution_ms,
+                            "messages": record.messages,
                             "index": index,
                             "total": total,
                         },
@@ -260,6 +291,94 @@ class Runner:
                 )
         result.duration_ms = _ms_since(started)
         return result
+
+    # -- interrupts ----------------------------------------------------------------
+    def _interrupted(self, result: MigrateResult) -> Interrupted:
+        """What a SIGINT/SIGTERM left, checked against the database before it is reported.
+
+        The signal may land after COMMIT was sent (pipelining) or after the server answered it but
+        before this process noted it. So: cancel what runs, close the connection, wait until the
+        server has finished with that backend (its transaction is then committed or rolled back),
+        and read the tracking table on a fresh connection.
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        with _signals_ignored():
+            recorded, problem = self._settle()
+        if in_flight is not None and recorded is not None:
+            migration, script = in_flight
+            noted = bool(result.applied) and result.applied[-1].version == str(migration.version)
+            if recorded & set(tracking.version_spellings(migration.version.text)) and not noted:
+                result.applied.append(
+                    AppliedRecord(str(migration.version), migration.name, migration.filename, 0, 1)
+                )
+        done = f"; applied by this run: {', '.join(a.file for a in result.applied)}" if result.applied else ""
+        rerun = "Run `pgship migrate` again to continue."
+        if in_flight is None:
+            return Interrupted(
+                f"interrupted with no migration in flight{done or '; this run applied none'}",
+                hint=f"Every migration it applied is committed and recorded. {rerun}",
+            )
+        migration, script = in_flight
+        if recorded is None:
+            return Interrupted(
+                f"interrupted while applying {migration.filename}; whether it committed could not be "
+                f"checked ({problem}){done}",
+                hint=f"Run `pgship status` to see whether {migration.filename} is applied, then "
+                "`pgship migrate` to continue.",
+            )
+        if result.applied and result.applied[-1].file == migration.filename:
+            return Interrupted(
+                f"interrupted just after {migration.filename} was committed: it is applied and recorded, "
+                f"no later migration started{done}",
+                hint=rerun,
+            )
+        if script.no_transaction:
+            return Interrupted(
+                f"stopped while applying {migration.filename}, which runs without a transaction: "
+                f"{self._executed} of {len(script.statements)} statements had completed, and it is not "
+                f"recorded{done}",
+                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
+                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
+            )
+        return Interrupted(
+            f"stopped while applying {migration.filename}; it was rolled back, nothing of it is "
+            f"applied{done}",
+            hint=f"Migrations before it stay applied. {rerun}",
+        )
+
+    def _settle(self) -> tuple[set[str] | None, str]:
+        """Versions recorded once this run's backend is gone, or None and why it could not be told."""
+        import psycopg
+        from psycopg import sql
+
+        with suppress(Exception):
+            self.conn.cancel_safe(timeout=5)
+        with suppress(Exception):
+            self.conn.close()
+        dsn, password = self._reconnect
+        try:
+            kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 10}
+            if password:
+                kwargs["password"] = password.decode()
+            with psycopg.connect(dsn, **kwargs) as fresh:
+                deadline = time.monotonic() + 30
+                while fresh.execute(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (self._backend_pid,)
+                ).fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        return None, f"backend {self._backend_pid} is still running"
+                    time.sleep(0.02)
+                if self._resolved is None:
+                    return set(), ""
+                found = fresh.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+                if found is None:
+                    return set(), ""
+                rows = fresh.execute(
+                    sql.SQL("SELECT version::text FROM {}").format(self.table.identifier())
+                ).fetchall()
+                return {row[0] for row in rows}, ""
+        except psycopg.Error as exc:
+            return None, (str(exc).strip().splitlines() or ["no connection"])[0]
 
     # -- baseline and repair -------------------------------------------------------
     def baseline(self, discovery: Discovery, version: Version) -> list[str]:
@@ -324,8 +443,12 @@ class Runner:
     # -- locking -------------------------------------------------------------------
     @contextmanager
     def advisory_lock(self) -> Iterator[None]:
-        """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``."""
-        key = self._lock_key
+        """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``.
+
+        The key comes from the resolved, schema-qualified table, never from the name as typed:
+        ``schema_migrations`` and ``"public"."schema_migrations"`` are one table and one lock.
+        """
+        key = self.resolve().lock_key
         started = time.monotonic()
         delay = 0.05
         announced = False
@@ -373,20 +496,32 @@ class Runner:
         )
 
     # -- applying one migration ----------------------------------------------------
-    def _session_defaults(self) -> str:
+    def _session_defaults(self) -> list[str]:
         """What every migration starts from, as if it had a session of its own.
 
-        ``RESET ALL`` undoes a ``SET search_path`` or ``SET ROLE`` an earlier migration left behind
-        (the old runner's ``psql -f`` per file gave each file a fresh session). If this process dies
-        mid-migration, ``client_connection_check_interval`` lets the server notice within a second
-        and roll back, instead of finishing a long statement (and holding its locks) for nobody.
+        The old runner's ``psql -f`` per file gave each file a fresh session; ``RESET ALL`` alone
+        does not undo a ``SET SESSION AUTHORIZATION``, temporary tables, prepared statements, open
+        ``WITH HOLD`` cursors or ``LISTEN``. ``DISCARD ALL`` would, but it also releases the run's
+        advisory lock, so its parts are spelled out without ``pg_advisory_unlock_all()``. If this
+        process dies mid-migration, ``client_connection_check_interval`` lets the server notice within
+        a second and roll back, instead of finishing a long statement (and holding its locks) for nobody.
         """
+        statements = [
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "RESET ALL",
+            "DISCARD TEMP",
+            "DISCARD PLANS",
+            "DISCARD SEQUENCES",
+            "DEALLOCATE ALL",
+            "CLOSE ALL",
+            "UNLISTEN *",
+        ]
         if self.conn.info.server_version >= 140000:
-            return "RESET ALL; SET client_connection_check_interval = 1000"
-        return "RESET ALL"
+            statements.append("SET client_connection_check_interval = 1000")
+        return statements
 
     def _applied_by(self) -> str:
-        self.conn.execute(self._session_defaults())
+        self.conn.execute("; ".join(self._session_defaults()))
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
@@ -397,19 +532,100 @@ class Runner:
         return f"{row[0]} ({who})" if row else who
 
     def _apply(self, migration: MigrationFile, script: Script, applied_by: str) -> AppliedRecord:
-        if script.no_transaction:
-            return self._apply_without_transaction(migration, script, applied_by)
-        return self._apply_in_transaction(migration, script, applied_by)
+        self._messages = []
+        try:
+            if script.no_transaction:
+                record = self._apply_without_transaction(migration, script, applied_by)
+            else:
+                record = self._apply_in_transaction(migration, script, applied_by)
+            record.messages = self._messages
+            return record
+        finally:
+            self._messages = None
+
+    # -- guarding the runner's own state -------------------------------------------
+    def _tracking_rows(self) -> list[tuple[str, str]]:
+        """``(version, digest)`` of every tracking row, as this run last saw (or wrote) them."""
+        if self._rows is None:
+            self._rows = [tuple(r) for r in self.conn.execute(tracking.row_digests_query(self.table))]  # type: ignore[misc]
+        return self._rows
+
+    def _lock_held_sql(self) -> str:
+        unsigned = self.table.lock_key & 0xFFFFFFFFFFFFFFFF
+        return (
+            "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND pid = pg_catalog.pg_backend_pid() AND classid = '{unsigned >> 32}'::oid "
+            f"AND objid = '{unsigned & 0xFFFFFFFF}'::oid AND objsubid = 1)"
+        )
+
+    def _guard(self, own: tuple[str, ...]) -> str:
+        """The last statement before COMMIT: the run still holds its lock, and only ``own`` rows changed.
+
+        It runs in the migration's transaction, so a failure rolls the migration back with it.
+        """
+        expected = tracking.others_digest(self._tracking_rows(), own)
+        return (
+            "DO $pgship_guard$ BEGIN "
+            f"IF NOT {self._lock_held_sql()} THEN RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', "
+            "MESSAGE = 'pgship: the migration released the migration lock'; END IF; "
+            f"IF {tracking.others_digest_sql(self.table, own)} IS DISTINCT FROM '{expected}' THEN "
+            f"RAISE EXCEPTION USING ERRCODE = '{TRACKING_CHANGED}', "
+            "MESSAGE = 'pgship: the migration changed the tracking table'; END IF; "
+            "END $pgship_guard$"
+        )
+
+    def _guard_failure(
+        self, migration: MigrationFile, code: str, *, partial: bool, statements: int = 0
+    ) -> MigrationFailed:
+        table = self.table
+        if code == LOCK_RELEASED:
+            what = (
+                f"{migration.filename} released the migration lock (pg_advisory_unlock, "
+                "pg_advisory_unlock_all or DISCARD ALL)"
+            )
+            why = "another deploy may be applying migrations now, so the run stops here"
+        elif code == TRACKING_MISSING:
+            what = f"{migration.filename} dropped or renamed the tracking table {table}"
+            why = "pgship cannot record it, so the run stops here"
+        else:
+            what = (
+                f"{migration.filename} changed the tracking table {table}: it inserted, updated or "
+                "deleted rows of other versions"
+            )
+            why = "those rows are pgship's record of what ran, so the run stops here"
+        details = FailureDetails(
+            version=str(migration.version),
+            file=migration.filename,
+            sqlstate=code,
+            server_message=what,
+            partial=partial,
+        )
+        if partial:
+            hint = (
+                f"It runs without a transaction: its {statements} statement(s) stay applied, but it is NOT "
+                f"recorded; {why}. Remove that statement from the file, check the database (and "
+                f"{table}), then run `pgship migrate` again."
+            )
+        else:
+            hint = (
+                f"It was rolled back: nothing of it is applied and it is not recorded; {why}. A migration "
+                "must leave the migration lock and other versions' tracking rows alone: remove that "
+                "statement and run `pgship migrate` again."
+            )
+        return MigrationFailed(details, message=what, hint=hint)
 
     def _apply_in_transaction(
         self, migration: MigrationFile, script: Script, applied_by: str
     ) -> AppliedRecord:
-        """BEGIN, the statements, the tracking row and COMMIT, pipelined: one round trip.
+        """BEGIN, the statements, the tracking row, the guard and COMMIT, pipelined: one round trip.
 
         Each statement is still its own protocol message, so the server says which one
         failed: its cursor is the first without a result. The server times the migration
         (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
-        the statements have run.
+        the statements have run. The row is written as the runner's own identity, whatever role
+        the migration switched to; the guard (:meth:`_guard`) rolls the migration back if it
+        released the lock or touched other versions' rows. After COMMIT the same round trip resets
+        the session and reads back the new row, so the next guard knows what to expect.
         """
         import psycopg
         from psycopg import errors as pgerrors
@@ -422,23 +638,35 @@ class Runner:
             checksum=migration.checksum,
             applied_by=applied_by,
         )
+        own = tracking.version_spellings(migration.version.text)
+        guard = self._guard(own)
+        readback = tracking.row_digests_query(self.table, own)
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
         for attempt in range(1, attempts + 1):
             cursors: list[tuple[Statement, Any]] = []
             record_cursor: Any = None
             started = time.perf_counter()
+            if self._messages is not None:
+                self._messages.clear()  # a retried attempt reports only its own messages
             try:
                 with self.conn.pipeline():
                     for setting in self._begin(lock_timeout):
                         self.conn.execute(setting)
                     for statement in script.statements:
                         cursors.append((statement, self.conn.execute(statement.text)))
+                    self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
+                    self.conn.execute("SET LOCAL ROLE NONE")
                     record_cursor = self.conn.execute(record)
+                    self.conn.execute(guard)
                     self.conn.execute("COMMIT")
-                    for setting in self._session_defaults().split("; "):
+                    for setting in self._session_defaults():
                         self.conn.execute(setting)
+                    readback_cursor = self.conn.execute(readback)
                 elapsed = _ms_since(started)
+                rows = [r for r in self._tracking_rows() if r[0] not in own]
+                rows.extend(tuple(r) for r in readback_cursor.fetchall())  # type: ignore[misc]
+                self._rows = rows
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -460,28 +688,33 @@ class Runner:
                 lock_timeout *= 2
             except psycopg.Error as exc:
                 current = _failed_statement(cursors)
+                self._rollback()
+                if getattr(exc, "sqlstate", None) in (LOCK_RELEASED, TRACKING_CHANGED):
+                    raise self._guard_failure(migration, exc.sqlstate, partial=False) from None  # type: ignore[attr-defined]
                 # the statements and the row all answered: the failure came with COMMIT (a deferred
                 # constraint, or the connection lost while committing: then the outcome is unknown)
                 committing = current is None and record_cursor is not None and _has_result(record_cursor)
-                self._rollback()
                 raise self._failure(migration, current, exc, partial=False, at_commit=committing) from None
-            except KeyboardInterrupt:
-                self._rollback()
-                raise Interrupted(
-                    f"stopped while applying {migration.filename}; "
-                    "it was rolled back, nothing of it is applied",
-                    hint="Migrations before it stay applied. Run `pgship migrate` again to continue.",
-                ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _apply_without_transaction(
         self, migration: MigrationFile, script: Script, applied_by: str
     ) -> AppliedRecord:
+        """Statement by statement, each committing on its own; the lock is checked after each.
+
+        A statement that released the run's lock (``DISCARD ALL``) stops the run before the next one
+        and the file is not recorded: another deploy may be running. Before the tracking row is
+        written the session is reset (a ``SET default_transaction_read_only = on`` must not refuse
+        it) and the tracking table checked: still there, other versions' rows untouched.
+        """
         import psycopg
         from psycopg import errors as pgerrors
 
         started = time.perf_counter()
-        executed = 0
+        self._executed = 0
+        own = tracking.version_spellings(migration.version.text)
+        expected = tracking.others_digest(self._tracking_rows(), own)
+        lock_held = f"SELECT {self._lock_held_sql()}"
         try:
             for statement in script.statements:
                 concurrent = "CONCURRENTLY" in statement.text.upper() and statement.node in (
@@ -502,7 +735,7 @@ class Runner:
                     except pgerrors.LockNotAvailable as exc:
                         if concurrent or attempt == self.options.lock_retries + 1:
                             raise self._lock_failure(
-                                migration, statement, exc, attempt, lock_timeout, partial=executed > 0
+                                migration, statement, exc, attempt, lock_timeout, partial=self._executed > 0
                             ) from None
                         self.emit(
                             Event(
@@ -515,21 +748,30 @@ class Runner:
                         lock_timeout *= 2
                     except psycopg.Error as exc:
                         raise self._failure(migration, statement, exc, partial=True) from None
-                executed += 1
+                self._executed += 1
+                if not self.conn.execute(lock_held).fetchone()[0]:
+                    raise self._guard_failure(
+                        migration, LOCK_RELEASED, partial=True, statements=self._executed
+                    )
             elapsed = _ms_since(started)
+            self.conn.execute("; ".join(self._session_defaults()))
+            present = self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+            if present is None or tracking.read(self.conn, self.table).missing_columns:
+                raise self._guard_failure(
+                    migration, TRACKING_MISSING, partial=True, statements=self._executed
+                )
+            found = self.conn.execute(f"SELECT {tracking.others_digest_sql(self.table, own)}").fetchone()[0]
+            if found != expected:
+                raise self._guard_failure(
+                    migration, TRACKING_CHANGED, partial=True, statements=self._executed
+                )
             self._record_applied(migration, elapsed, applied_by)
+            self._rows = None  # read again before the next migration
             return AppliedRecord(str(migration.version), migration.name, migration.filename, elapsed)
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"stopped while applying {migration.filename}, which runs without a transaction: "
-                f"{executed} of {len(script.statements)} statements had completed",
-                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
-                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
-            ) from None
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
-                    self.conn.execute(self._session_defaults())
+                    self.conn.execute("; ".join(self._session_defaults()))
 
     def _drop_interrupted_index(self, migration: MigrationFile, statement: Statement) -> None:
         """Drop the INVALID index an interrupted run of this ``CREATE INDEX CONCURRENTLY`` left behind.
@@ -716,6 +958,11 @@ class Runner:
         return [row[0] for row in rows]
 
 
+#: SQLSTATEs the runner's own guard raises (class "PG" is not PostgreSQL's): see ``Runner._guard``.
+LOCK_RELEASED = "PGL01"
+TRACKING_CHANGED = "PGT01"
+TRACKING_MISSING = "PGT02"
+
 #: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
 _ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
 
@@ -744,6 +991,22 @@ def raise_refusals(plan: Plan) -> None:
         hint=" ".join(r.hint for r in plan.refusals),
         versions=[v for r in plan.refusals for v in r.versions],
     )
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut short the check of what the first one left."""
+    import signal
+
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(ValueError):  # not the main thread
+            saved[signum] = signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def _ms_since(started: float) -> int:
