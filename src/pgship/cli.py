@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import signal
 import sys
 import time
@@ -25,7 +26,7 @@ from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.output import Output, status_for
 from pgship.planner import Plan, State
-from pgship.runner import Event, MigrateResult, Runner, RunOptions
+from pgship.runner import Event, MigrateResult, Runner, RunOptions, hold_signals, release_held_signals
 
 if TYPE_CHECKING:
     from pgship.replay import ReplayOptions
@@ -421,6 +422,7 @@ def cmd_migrate(ctx: Context) -> int:
                 allow_out_of_order=args.allow_out_of_order,
                 allow_missing=args.allow_missing,
             )
+            hold_signals()  # the run is decided: report it whole; a late signal only changes the exit code
         except PgshipError as error:
             partial = error.partial_result
             if isinstance(partial, MigrateResult):
@@ -918,7 +920,19 @@ def run() -> None:
     turns it back on: it runs for days.
     """
     gc.disable()
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # landed between main's handlers and here: the command had finished
+        code = int(ExitCode.INTERRUPTED)
+    hold_signals()  # interpreter shutdown restores the default handlers: a SIGTERM then would give 143
+    if release_held_signals():
+        print("pgship: interrupted after the command completed; its report above stands", file=sys.stderr)
+        code = int(ExitCode.INTERRUPTED)
+    hold_signals()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)  # no interpreter shutdown: nothing is left to clean up, and no window for SIG_DFL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -938,7 +952,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         out.secrets = passwords_in(settings.database_url)
         ctx = Context(args, settings, out)
-        return int(COMMANDS[args.command](ctx))
+        code = int(COMMANDS[args.command](ctx))
+        if release_held_signals():
+            out.warn("interrupted after the run completed: everything reported above is done")
+            return int(ExitCode.INTERRUPTED)
+        return code
     except PgshipError as error:
         out.error(error, getattr(error, "payload", None) or {"command": args.command})
         return int(error.exit_code)

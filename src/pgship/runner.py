@@ -993,6 +993,31 @@ def raise_refusals(plan: Plan) -> None:
     )
 
 
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def hold_signals() -> None:
+    """Hold SIGINT and SIGTERM (main thread): once a run is decided, its report must come out whole."""
+    import signal
+
+    with suppress(ValueError, AttributeError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {getattr(signal, name) for name in _STOP_SIGNALS})
+
+
+def release_held_signals() -> bool:
+    """Let signals through again; True if one arrived while held (it is consumed, not delivered)."""
+    import signal
+
+    stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+    arrived = False
+    with suppress(ValueError, AttributeError):
+        if signal.pthread_sigmask(signal.SIG_BLOCK, set()) & stops:  # held at the moment
+            while signal.sigtimedwait(stops, 0) is not None:
+                arrived = True
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    return arrived
+
+
 @contextmanager
 def _signals_ignored() -> Iterator[None]:
     """A second Ctrl-C or SIGTERM must not cut short the check of what the first one left."""
