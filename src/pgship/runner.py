@@ -657,6 +657,7 @@ class Runner:
                         cursors.append((statement, self.conn.execute(statement.text)))
                     self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
                     self.conn.execute("SET LOCAL ROLE NONE")
+                    self.conn.execute(self._own_statement_timeout())
                     record_cursor = self.conn.execute(record)
                     self.conn.execute(guard)
                     self.conn.execute("COMMIT")
@@ -749,6 +750,7 @@ class Runner:
                     except psycopg.Error as exc:
                         raise self._failure(migration, statement, exc, partial=True) from None
                 self._executed += 1
+                self.conn.execute(self._own_statement_timeout().replace("SET LOCAL", "SET"))
                 if not self.conn.execute(lock_held).fetchone()[0]:
                     raise self._guard_failure(
                         migration, LOCK_RELEASED, partial=True, statements=self._executed
@@ -826,6 +828,12 @@ class Runner:
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
         return parts
+
+    def _own_statement_timeout(self) -> str:
+        """The runner's own statements (row, guard) get ``--statement-timeout``, not a migration's."""
+        timeout = self.options.statement_timeout_s
+        value = f"'{int(timeout * 1000)}ms'" if timeout else "0"
+        return f"SET LOCAL statement_timeout = {value}"
 
     def _session_timeouts(self, lock_timeout_s: float | None) -> str:
         lock = f"'{int(lock_timeout_s * 1000)}ms'" if lock_timeout_s else "0"

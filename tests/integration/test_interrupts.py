@@ -13,6 +13,8 @@ import os
 import random
 import re
 import signal
+import subprocess
+from collections import Counter
 
 from tests.conftest import MigrationsDir, spawn_cli
 from tests.integration.helpers import applied_versions, query
@@ -31,71 +33,76 @@ def write_workload(migrations: MigrationsDir) -> None:
         )
 
 
+def signal_trial(
+    pg_server, migrations: MigrationsDir, rng: random.Random, *, as_json: bool
+) -> tuple[str, list[str]]:
+    """One randomised signal trial: (where it landed, problems found; none if the report was true)."""
+    sig = rng.choice([signal.SIGTERM, signal.SIGINT])
+    delay = rng.uniform(0.5, 2.2)
+    with pg_server.fresh_database() as url:
+        args = ["-d", url, "-m", str(migrations), *(["--json"] if as_json else []), "migrate"]
+        runner = spawn_cli(*args)
+        try:
+            runner.wait(delay)
+            finished_first = True
+        except subprocess.TimeoutExpired:
+            finished_first = False
+            runner.send_signal(sig)
+        code = runner.wait(60)
+        out, err = runner.communicate()
+        recorded = applied_versions(url)
+        logged = sorted(row[0] for row in query(url, "SELECT version FROM log")) if recorded else []
+    context = f"{sig.name} after {delay:.2f} s: exit {code}, recorded {recorded}\n{out}\n{err}"
+    problems = []
+    # the database itself is consistent: a recorded migration ran once, nothing unrecorded ran
+    if logged != [v for v in recorded if v != "001"]:
+        problems.append(f"log {logged} does not match the tracking table: {context}")
+    if finished_first or code == 0:  # done before the signal (or between the wait and the signal)
+        if code != 0 or len(recorded) != MIGRATIONS:
+            problems.append(f"an unsignalled run did not complete: {context}")
+        return "exited before the signal", problems
+    if code != 130:
+        problems.append(f"exit code {code}, expected 130: {context}")
+    if as_json:
+        document = json.loads(out)
+        if document.get("status") != "interrupted":
+            problems.append(f"status {document.get('status')!r}: {context}")
+        message = document.get("error", {}).get("message", "")
+        # interrupted before the run began (connecting, reading files): no run report at all
+        claimed = [a["version"] for a in document.get("applied", [])]
+    else:
+        message = err
+        claimed_files = re.findall(r"applied by this run: ([^\n]*)", err)
+        claimed = re.findall(r"(\d{3})_", claimed_files[0].split(";")[0]) if claimed_files else []
+    if claimed != recorded:
+        problems.append(f"reported applied {claimed}, the database recorded {recorded}: {context}")
+    rolled_back = re.search(r"while applying (\d{3})_\S+; it was rolled back", message)
+    committed = re.search(r"just after (\d{3})_\S+ was committed", message)
+    if rolled_back:
+        if rolled_back[1] in recorded:
+            problems.append(f"reported {rolled_back[1]} rolled back, but it is recorded: {context}")
+        return "in flight, rolled back", problems
+    if committed:
+        if not recorded or committed[1] != recorded[-1]:
+            problems.append(f"reported {committed[1]} committed, the database has {recorded}: {context}")
+        return "in flight, committed", problems
+    if recorded:
+        if "no migration in flight" not in message:
+            problems.append(f"no claim about the migration in flight: {context}")
+        return "between migrations", problems
+    return "before any migration", problems
+
+
 def test_randomised_signals_are_reported_as_what_the_database_holds(pg_server, tmp_path):
     rng = random.Random(int(os.environ.get("PGSHIP_SIGNAL_SEED", "12")))
     migrations = MigrationsDir(tmp_path / "migrations")
     write_workload(migrations)
-    outcomes = {
-        "before any migration": 0,
-        "in flight, rolled back": 0,
-        "in flight, committed": 0,
-        "between": 0,
-        "exited before the signal": 0,
-    }
-    signalled = 0
+    outcomes: Counter[str] = Counter()
+    problems: list[str] = []
     for trial in range(TRIALS):
-        as_json = trial % 2 == 0
-        sig = rng.choice([signal.SIGTERM, signal.SIGINT])
-        delay = rng.uniform(0.5, 2.2)
-        with pg_server.fresh_database() as url:
-            args = ["-d", url, "-m", str(migrations), *(["--json"] if as_json else []), "migrate"]
-            runner = spawn_cli(*args)
-            try:
-                runner.wait(delay)
-                finished_first = True
-            except Exception:
-                finished_first = False
-                runner.send_signal(sig)
-            code = runner.wait(60)
-            out, err = runner.communicate()
-            recorded = applied_versions(url)
-            logged = sorted(row[0] for row in query(url, "SELECT version FROM log")) if recorded else []
-            context = (trial, sig.name, delay, code, out, err, recorded)
-            # the database itself is consistent: a recorded migration ran once, nothing unrecorded ran
-            assert logged == [v for v in recorded if v != "001"], context
-            if not finished_first and code == 0:  # exited between the wait and the signal (a zombie)
-                assert len(recorded) == MIGRATIONS, context
-                outcomes["exited before the signal"] += 1
-                continue
-            if finished_first:
-                assert code == 0, context
-                continue
-            signalled += 1
-            assert code == 130, context
-            if as_json:
-                document = json.loads(out)
-                assert document["status"] == "interrupted", context
-                message = document["error"]["message"]
-                # interrupted before the run began (connecting, reading files): no run report at all
-                claimed = [a["version"] for a in document.get("applied", [])]
-                assert claimed == recorded, context  # exactly what is committed, no more, no less
-            else:
-                message = err
-                claimed_files = re.findall(r"applied by this run: ([^\n]*)", err)
-                claimed = re.findall(r"(\d{3})_", claimed_files[0].split(";")[0]) if claimed_files else []
-                assert claimed == recorded, context
-            rolled_back = re.search(r"while applying (\d{3})_\S+; it was rolled back", message)
-            committed = re.search(r"just after (\d{3})_\S+ was committed", message)
-            if rolled_back:
-                assert rolled_back[1] not in recorded, context
-                outcomes["in flight, rolled back"] += 1
-            elif committed:
-                assert committed[1] in recorded and committed[1] == recorded[-1], context
-                outcomes["in flight, committed"] += 1
-            elif recorded:
-                assert "no migration in flight" in message, context
-                outcomes["between"] += 1
-            else:
-                outcomes["before any migration"] += 1
-    print(f"\n{signalled} signalled trials of {TRIALS}: {outcomes}")
-    assert signalled >= TRIALS // 2  # the delays land mostly inside the run
+        where, found = signal_trial(pg_server, migrations, rng, as_json=trial % 2 == 0)
+        outcomes[where] += 1
+        problems += found
+    print(f"\n{TRIALS} signal trials: {dict(outcomes)}")
+    assert not problems, "\n\n".join(problems)
+    assert outcomes["exited before the signal"] <= TRIALS // 2  # the delays land mostly inside the run
