@@ -754,6 +754,7 @@ def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
         "already_applied": result.already_applied,
         "adopted": result.adopted,
         "table_changes": result.table_changes,
+        "tracking_table": result.tracking_table,
         "warnings": result.warnings,
         "duration_ms": result.duration_ms,
     }

@@ -95,6 +95,7 @@ class MigrateResult:
     table_changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duration_ms: int = 0
+    tracking_table: str | None = None  # schema-qualified, as resolved (``history.resolve``)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Runner:
         self.table = table  # as configured until resolved (schema-qualified) on first use
         self._resolved: tracking.Resolved | None = None
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
-        self._rows: list[tuple[str, str]] | None = None  # (version, row digest) as read under the lock
+        self._rows: KnownRows | None = None  # the tracking rows as read (or written) under the lock
         self._messages: list[dict[str, str]] | None = None  # collecting the migration's notices
         self._in_flight: tuple[MigrationFile, Script] | None = None
         self._executed = 0  # statements of a no-transaction file that completed
@@ -217,6 +218,7 @@ class Runner:
             "allow_missing": allow_missing,
         }
         history = self.read_history()
+        result.tracking_table = str(self.table)
         plan = make_plan(discovery, history, **plan_options)
         raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
@@ -544,10 +546,15 @@ class Runner:
             self._messages = None
 
     # -- guarding the runner's own state -------------------------------------------
-    def _tracking_rows(self) -> list[tuple[str, str]]:
-        """``(version, digest)`` of every tracking row, as this run last saw (or wrote) them."""
+    def _tracking_rows(self) -> KnownRows:
+        """Every tracking row's hash as this run last saw (or wrote) it: read once, then kept up to date."""
         if self._rows is None:
-            self._rows = [tuple(r) for r in self.conn.execute(tracking.row_digests_query(self.table))]  # type: ignore[misc]
+            oid, filenode = self.conn.execute(
+                "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
+                (self.table.regclass_text(), self.table.regclass_text()),
+            ).fetchone()
+            self._rows = KnownRows(oid, filenode)
+            self._rows.replace((), self.conn.execute(tracking.row_hashes_query(self.table)).fetchall())
         return self._rows
 
     def _lock_held_sql(self) -> str:
@@ -561,18 +568,36 @@ class Runner:
     def _guard(self, own: tuple[str, ...]) -> str:
         """The last statement before COMMIT: the run still holds its lock, and only ``own`` rows changed.
 
-        It runs in the migration's transaction, so a failure rolls the migration back with it.
+        It runs in the migration's transaction, so a failure rolls the migration back with it. The
+        tracking table check is O(1) when the transaction's only write to the table was our row (the
+        server's per-transaction counters, and the same file: no TRUNCATE or rewrite); otherwise the
+        hashes of every other version's row are summed and compared with what the run knows.
         """
-        expected = tracking.others_digest(self._tracking_rows(), own)
+        rows = self._tracking_rows()
+        oid = f"'{rows.oid}'::oid"
         return (
             "DO $pgship_guard$ BEGIN "
             f"IF NOT {self._lock_held_sql()} THEN RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', "
             "MESSAGE = 'pgship: the migration released the migration lock'; END IF; "
-            f"IF {tracking.others_digest_sql(self.table, own)} IS DISTINCT FROM '{expected}' THEN "
+            f"IF (pg_catalog.current_setting('{_GUARD_SETTING}', true) = {self._write_counts(-1)} "
+            f"AND pg_catalog.pg_relation_filenode({oid}) = '{rows.filenode}'::oid) IS NOT TRUE THEN "
+            f"IF {tracking.others_sum_sql(self.table, own)} IS DISTINCT FROM {rows.expected(own)} THEN "
             f"RAISE EXCEPTION USING ERRCODE = '{TRACKING_CHANGED}', "
-            "MESSAGE = 'pgship: the migration changed the tracking table'; END IF; "
+            "MESSAGE = 'pgship: the migration changed the tracking table'; END IF; END IF; "
             "END $pgship_guard$"
         )
+
+    def _write_counts(self, offset: int) -> str:
+        """An expression: the server's count of this session's inserts and of all writes to the tracking
+        table not yet flushed to the statistics (they accumulate over transactions until the session is
+        idle), as text, ``offset`` added to each."""
+        oid = f"'{self._tracking_rows().oid}'::oid"
+        inserted = f"pg_catalog.pg_stat_get_xact_tuples_inserted({oid})"
+        written = (
+            f"{inserted} + pg_catalog.pg_stat_get_xact_tuples_updated({oid}) "
+            f"+ pg_catalog.pg_stat_get_xact_tuples_deleted({oid})"
+        )
+        return f"pg_catalog.format('%s:%s', {inserted} + {offset}, {written} + {offset})"
 
     def _guard_failure(
         self, migration: MigrationFile, code: str, *, partial: bool, statements: int = 0
@@ -640,7 +665,10 @@ class Runner:
         )
         own = tracking.version_spellings(migration.version.text)
         guard = self._guard(own)
-        readback = tracking.row_digests_query(self.table, own)
+        # the tracking table's write counters as the transaction starts: the guard's fast path
+        counts = f"SELECT pg_catalog.set_config('{_GUARD_SETTING}', {self._write_counts(0)}, true)"
+        readback = tracking.row_hashes_query(self.table, own)
+        filenode = f"SELECT pg_catalog.pg_relation_filenode('{self._tracking_rows().oid}'::oid)"
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
         for attempt in range(1, attempts + 1):
@@ -653,6 +681,7 @@ class Runner:
                 with self.conn.pipeline():
                     for setting in self._begin(lock_timeout):
                         self.conn.execute(setting)
+                    self.conn.execute(counts)
                     for statement in script.statements:
                         cursors.append((statement, self.conn.execute(statement.text)))
                     self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
@@ -664,10 +693,10 @@ class Runner:
                     for setting in self._session_defaults():
                         self.conn.execute(setting)
                     readback_cursor = self.conn.execute(readback)
+                    filenode_cursor = self.conn.execute(filenode)
                 elapsed = _ms_since(started)
-                rows = [r for r in self._tracking_rows() if r[0] not in own]
-                rows.extend(tuple(r) for r in readback_cursor.fetchall())  # type: ignore[misc]
-                self._rows = rows
+                self._tracking_rows().replace(own, readback_cursor.fetchall())
+                self._tracking_rows().filenode = filenode_cursor.fetchone()[0]
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -714,7 +743,7 @@ class Runner:
         started = time.perf_counter()
         self._executed = 0
         own = tracking.version_spellings(migration.version.text)
-        expected = tracking.others_digest(self._tracking_rows(), own)
+        expected = self._tracking_rows().expected(own)
         lock_held = f"SELECT {self._lock_held_sql()}"
         try:
             for statement in script.statements:
@@ -762,7 +791,7 @@ class Runner:
                 raise self._guard_failure(
                     migration, TRACKING_MISSING, partial=True, statements=self._executed
                 )
-            found = self.conn.execute(f"SELECT {tracking.others_digest_sql(self.table, own)}").fetchone()[0]
+            found = self.conn.execute(f"SELECT {tracking.others_sum_sql(self.table, own)}").fetchone()[0]
             if found != expected:
                 raise self._guard_failure(
                     migration, TRACKING_CHANGED, partial=True, statements=self._executed
@@ -994,6 +1023,9 @@ class Runner:
         return [row[0] for row in rows]
 
 
+#: Where a transaction keeps the tracking table's write counters as it started (``SET LOCAL``).
+_GUARD_SETTING = "pgship.tracking_writes_at_begin"
+
 #: SQLSTATEs the runner's own guard raises (class "PG" is not PostgreSQL's): see ``Runner._guard``.
 LOCK_RELEASED = "PGL01"
 TRACKING_CHANGED = "PGT01"
@@ -1140,6 +1172,28 @@ def raise_refusals(plan: Plan) -> None:
         hint=" ".join(r.hint for r in plan.refusals),
         versions=[v for r in plan.refusals for v in r.versions],
     )
+
+
+class KnownRows:
+    """The tracking table as this run knows it: each version's row hashes and their total."""
+
+    def __init__(self, oid: int, filenode: int | None) -> None:
+        self.oid = oid
+        self.filenode = filenode
+        self._by_version: dict[str, list[int]] = {}
+        self._total = 0
+
+    def expected(self, own: tuple[str, ...]) -> int:
+        """The sum of the hashes of every row not of ``own`` (what the guard's query must find)."""
+        return self._total - sum(h for version in own for h in self._by_version.get(version, ()))
+
+    def replace(self, own: tuple[str, ...], rows: Any) -> None:
+        """Forget the rows of ``own``, then add ``rows`` (``(version, hash)`` pairs)."""
+        for version in own:
+            self._total -= sum(self._by_version.pop(version, ()))
+        for version, value in rows:
+            self._by_version.setdefault(version, []).append(value)
+            self._total += value
 
 
 _STOP_SIGNALS = ("SIGINT", "SIGTERM")

@@ -75,6 +75,9 @@ def test_the_resolved_table_names_its_schema_in_the_output(cli, database_url, mi
     result = cli("--json", "-d", database_url, "-m", str(migrations), "migrate")
     document = json.loads(result.stdout)
     assert any("public.schema_migrations" in change for change in document["table_changes"]), document
+    assert document["tracking_table"] == "public.schema_migrations"
+    again = json.loads(cli("--json", "-d", database_url, "-m", str(migrations), "migrate").stdout)
+    assert again["tracking_table"] == "public.schema_migrations" and again["status"] == "up_to_date"
 
 
 # -- 2. a migration cannot release the lock -------------------------------------------------------
@@ -324,3 +327,29 @@ def test_a_hand_applied_migration_still_suggests_baseline(cli, database_url, mig
     migrations.write("001_users.sql", "CREATE TABLE users (id int);\nCREATE INDEX users_id ON users (id);\n")
     result = migrate(cli, database_url, migrations)
     assert result.code == 1 and "pgship baseline 001" in result.stderr
+
+
+def test_a_statement_timeout_set_by_a_migration_does_not_fail_its_bookkeeping(cli, database_url, migrations):
+    migrations.write("001_tight.sql", "CREATE TABLE tight (id int);\nSET statement_timeout = 1;\n")
+    migrations.write(
+        "002_tight_plain.sql", "-- pgship:no-transaction\nSET statement_timeout = 1;\nSELECT 1;\n"
+    )
+    migrations.write("003_next.sql", "SELECT pg_sleep(0.05);\nCREATE TABLE after_tight (id int);\n")
+    result = migrate(cli, database_url, migrations)
+    assert result.code == 0, result.output
+    assert applied_versions(database_url) == ["001", "002", "003"]
+
+
+def test_tracking_tables_in_two_schemas_out_of_reach_are_refused_with_advice(cli, database_url, migrations):
+    migrations.write("001_users.sql", "CREATE TABLE IF NOT EXISTS users (id int);\n")
+    for schema in ("one", "two"):
+        assert (
+            cli(
+                "-d", database_url, "-m", str(migrations), "--table", f"{schema}.schema_migrations", "migrate"
+            ).code
+            == 0
+        )
+    result = migrate(cli, database_url, migrations)
+    assert result.code == 2, result.output
+    assert "one, two" in result.stderr and "--table SCHEMA.schema_migrations" in result.stderr
+    assert "bug in pgship" not in result.output
