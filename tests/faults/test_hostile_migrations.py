@@ -257,17 +257,11 @@ def test_session_state_never_leaks_into_the_next_migration(pg_server, budget, wo
         chosen = rng.sample(sorted(LEAKS), 3)
         role = f"pgship_leak_{secrets.token_hex(3)}"
         no_tx = any("no-transaction" in leak for leak in chosen)
-        leak_sql = "\n".join(
-            LEAKS[leak].format(role=role)
-            for leak in chosen
-            if "ROLE" not in leak and "AUTHORIZATION" not in leak
-        )
-        # a role switch goes last: after it the migration itself runs as that role
-        leak_sql += "".join(
-            "\n" + LEAKS[leak].format(role=role)
-            for leak in chosen
-            if "ROLE" in leak or "AUTHORIZATION" in leak
-        )
+        # a read-only session and a role switch go last: after them the migration itself is read-only or
+        # runs as that role
+        last = ("read-only", "ROLE", "AUTHORIZATION")
+        ordered = sorted(chosen, key=lambda leak: [word in leak for word in last])
+        leak_sql = "\n".join(LEAKS[leak].format(role=role) for leak in ordered)
         directory = MigrationsDir(workdir / f"leak{trial}")
         directory.write("001_leak.sql", ("-- pgship:no-transaction\n" if no_tx else "") + leak_sql + "\n")
         directory.write(
