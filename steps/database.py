@@ -212,3 +212,18 @@ def recorded_by_baseline(context: Any, versions: str) -> None:
         assert row["checksum"] == SAMPLE_APP.by_version(row["version"]).checksum, row
         assert row["execution_ms"] is None and str(row["applied_by"]).startswith("baseline by"), row
     assert schema_snapshot(context) == context.world.facts["schema_before"], "the baseline changed the schema"
+
+
+@then("the table {name:w} that migration {version} creates belongs to the user that runs the deploy")
+def table_owned_by_deployer(context: Any, name: str, version: str) -> None:
+    [row] = context.world.query(
+        "SELECT tableowner::text AS owner, current_user::text AS deployer FROM pg_tables "
+        "WHERE schemaname = 'public' AND tablename = %s",
+        (name,),
+    )
+    assert row["owner"] == row["deployer"], f"{name} belongs to {row['owner']}, not to {row['deployer']}"
+
+
+@then("the database has no table {name:w}")
+def no_such_table(context: Any, name: str) -> None:
+    assert not context.world.table_exists(name), f"the table {name} exists"

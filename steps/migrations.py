@@ -11,6 +11,8 @@ real subprocesses.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import signal
 import time
 from typing import Any
@@ -103,6 +105,72 @@ def migration_fixed(context: Any, version: str) -> None:
     context.world.workspace.write(fixed.filename, fixed.sql)
 
 
+# A migration that touches pgship's own state, and an ordinary one after it (011 and 012). The role
+# a migration switches to is made for the scenario ({role}) and dropped with it.
+HOSTILE_MIGRATIONS = {
+    "releases pgship's migration lock": (
+        "-- Someone's cleanup habit: release every advisory lock this session holds.\n"
+        "CREATE TABLE lock_audit (id int);\n"
+        "SELECT pg_advisory_unlock_all();\n"
+    ),
+    "records the migration after it as already applied": (
+        "-- Marks the next release's migration as done, so it would never run.\n"
+        "CREATE TABLE order_notes (id int);\n"
+        "INSERT INTO schema_migrations (version, name) VALUES ('012', 'add_order_notes');\n"
+    ),
+    "switches to another role and leaves a temporary table and a prepared statement behind": (
+        "-- Loads a batch as the reporting role, through a temporary table and a prepared statement.\n"
+        "SET ROLE {role};\n"
+        "CREATE TEMP TABLE batch (id int);\n"
+        "PREPARE batch_rows AS SELECT id FROM batch;\n"
+    ),
+}
+NEXT_MIGRATION = (
+    "-- The same batch pattern, then a table of the shop's own.\n"
+    "CREATE TEMP TABLE batch (id int);\n"
+    "PREPARE batch_rows AS SELECT id FROM batch;\n"
+    "CREATE TABLE order_notes (id int);\n"
+)
+
+
+def drop_role(world: Any, role: str) -> None:
+    """Drop a scenario's role: its objects in the scenario's database first, if that still exists."""
+    import psycopg
+
+    with contextlib.suppress(psycopg.OperationalError):  # the database is dropped already
+        world.query(f"DROP OWNED BY {role}")
+    with psycopg.connect(world.server.admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@given("the next release has a migration that {behaviour}, and one after it")
+def next_release_has_hostile_migration(context: Any, behaviour: str) -> None:
+    world = context.world
+    sql = HOSTILE_MIGRATIONS[behaviour]
+    if "{role}" in sql:
+        role = f"pgship_reporting_{secrets.token_hex(4)}"
+        world.query(f"CREATE ROLE {role} NOLOGIN")
+        world.query(f"GRANT USAGE ON SCHEMA public TO {role}")
+        context.add_cleanup(drop_role, world, role)
+        sql = sql.format(role=role)
+    for path in (
+        world.workspace.write("011_load_batch.sql", sql),
+        world.workspace.write("012_add_order_notes.sql", NEXT_MIGRATION),
+    ):
+        attachments.attach_sql(path)
+
+
+@given("the next release has two quick migrations and a slow one after them")
+def next_release_has_a_slow_migration(context: Any) -> None:
+    workspace = context.world.workspace
+    workspace.write("011_add_order_notes.sql", "CREATE TABLE order_notes (id int);\n")
+    workspace.write("012_add_order_tags.sql", "CREATE TABLE order_tags (id int);\n")
+    workspace.write(
+        "013_backfill_order_history.sql",
+        "-- A long backfill.\nCREATE TABLE order_history (id int);\nSELECT pg_sleep(30);\n",
+    )
+
+
 # -- deploying -----------------------------------------------------------------------
 @when("release {number:d} is deployed")
 @when("release {number:d} is deployed again")
@@ -171,6 +239,14 @@ def connection_dropped(context: Any, version: str) -> None:
     session = wait_for_migration_in_flight(context, version, runner)
     [ended] = context.world.query("SELECT pg_terminate_backend(%s) AS ended", (session["pid"],))
     assert ended["ended"], f"the server could not end pgship's session {session['pid']}"
+    finish_subprocess_deploy(context, runner)
+
+
+@when("the deploy is stopped with SIGTERM while migration {version} is in flight")
+def deploy_stopped(context: Any, version: str) -> None:
+    runner = start_deploy(context)
+    wait_for_migration_in_flight(context, version, runner)
+    runner.send_signal(signal.SIGTERM)  # what a CI job cancel or a Kubernetes pod shutdown sends
     finish_subprocess_deploy(context, runner)
 
 
@@ -285,6 +361,16 @@ def warns_newer(context: Any, versions: str) -> None:
         assert version in matching[0], f"the warning does not name {version}: {matching[0]}"
 
 
+@then("the deploy stops with exit code 130, saying migration {version} was rolled back")
+def deploy_stopped_rolled_back(context: Any, version: str) -> None:
+    result = context.world.facts["deploy"]
+    assert result.exit_code == 130, f"expected exit code 130, got {result.exit_code}:\n{result.output}"
+    document = result.json()
+    assert document["status"] == "interrupted", result.stdout
+    message = document["error"]["message"]
+    assert f"while applying {file_of_version(context, version).name}; it was rolled back" in message, message
+
+
 # -- what the error says --------------------------------------------------------------
 def _error(context: Any) -> dict[str, Any]:
     return context.world.facts["deploy"].json()["error"]
@@ -387,3 +473,17 @@ def killed_session_gone(context: Any) -> None:
 def down_scripts_did_not_run(context: Any) -> None:
     for name in DOWN_SCRIPTS.would_drop:
         assert context.world.table_exists(name), f"{name} is gone: a down script ran"
+
+
+@then("the error says migration {version} released the migration lock")
+def error_says_lock_released(context: Any, version: str) -> None:
+    error = _error(context)
+    assert error["version"] == version and "released the migration lock" in error["message"], error
+    assert "rolled back" in error["hint"], error
+
+
+@then("the error says migration {version} changed the tracking table")
+def error_says_tracking_changed(context: Any, version: str) -> None:
+    error = _error(context)
+    assert error["version"] == version and "changed the tracking table" in error["message"], error
+    assert "rolled back" in error["hint"], error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import signal
 import sys
 import time
@@ -32,7 +33,15 @@ from pgship.options import (
 )
 from pgship.output import Output, library_output, status_for
 from pgship.planner import Plan, State, empty_directory_refusal
-from pgship.runner import Event, MigrateResult, Runner, RunOptions, raise_refusals
+from pgship.runner import (
+    Event,
+    MigrateResult,
+    Runner,
+    RunOptions,
+    hold_signals,
+    raise_refusals,
+    release_held_signals,
+)
 
 if TYPE_CHECKING:
     from pgship.replay import ReplayOptions
@@ -418,8 +427,11 @@ class Context:
 
         def on_event(event: Event) -> None:
             if event.kind == "plan":  # name the database before changing it: logs show where it ran
-                event = Event("plan", f"{target} ({self.settings.table}): {event.message}", event.data)
+                table = event.data.get("table", self.settings.table)  # resolved: schema-qualified
+                event = Event("plan", f"{target} ({table}): {event.message}", event.data)
             self.out.event(event)
+            for message in event.data.get("messages", ()) if event.kind == "applied" else ():
+                self.out.line(f"    {message['severity']}: {message['message']}")  # RAISE WARNING/NOTICE
 
         return Runner(conn, self.table, options=options, on_event=on_event)
 
@@ -499,6 +511,7 @@ def cmd_migrate(ctx: Context) -> int:
                 allow_out_of_order=args.allow_out_of_order,
                 allow_missing=args.allow_missing,
             )
+            hold_signals()  # the run is decided: report it whole; a late signal only changes the exit code
         except PgshipError as error:
             partial = error.partial_result
             if isinstance(partial, MigrateResult) and isinstance(error, Refused) and not partial.applied:
@@ -849,6 +862,7 @@ def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
         "already_applied": result.already_applied,
         "adopted": result.adopted,
         "table_changes": result.table_changes,
+        "tracking_table": result.tracking_table,
         "warnings": result.warnings,
         "duration_ms": result.duration_ms,
     }
@@ -1059,7 +1073,19 @@ def run() -> None:
     turns it back on: it runs for days.
     """
     gc.disable()
-    sys.exit(main(for_process=True))
+    try:
+        code = main(for_process=True)
+    except KeyboardInterrupt:  # landed between main's handlers and here: the command had finished
+        code = int(ExitCode.INTERRUPTED)
+    hold_signals()  # interpreter shutdown restores the default handlers: a SIGTERM then would give 143
+    if release_held_signals():
+        print("pgship: interrupted after the command completed; its report above stands", file=sys.stderr)
+        code = int(ExitCode.INTERRUPTED)
+    hold_signals()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)  # no interpreter shutdown: nothing is left to clean up, and no window for SIG_DFL
 
 
 def main(argv: Sequence[str] | None = None, *, for_process: bool = False) -> int:
@@ -1093,7 +1119,11 @@ def _run_command(args: argparse.Namespace, out: Output) -> int:
         if args.command != "new" and not getattr(args, "no_database", False):
             check_url(settings.database_url)  # a malformed URL is bad input (exit 2), before anything runs
         ctx = Context(args, settings, out)
-        return int(COMMANDS[args.command](ctx))
+        code = int(COMMANDS[args.command](ctx))
+        if release_held_signals():
+            out.warn("interrupted after the run completed: everything reported above is done")
+            return int(ExitCode.INTERRUPTED)
+        return code
     except PgshipError as error:
         out.error(error, getattr(error, "payload", None) or {"command": args.command})
         return int(error.exit_code)

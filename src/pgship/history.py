@@ -46,13 +46,20 @@ class TrackingTable:
 
     @classmethod
     def parse(cls, text: str) -> TrackingTable:
-        schema, _, name = text.rpartition(".")
-        if not name or not all(part.replace("_", "").isalnum() for part in filter(None, (schema, name))):
+        """``name``, ``schema.name``, or either part double-quoted (``"public"."schema_migrations"``).
+
+        Names are taken exactly as written (pgship quotes them): ``Schema_Migrations`` is not
+        ``schema_migrations``. Quotes only delimit; they do not change the name.
+        """
+        parts = _split_name(text)
+        if parts is None or len(parts) > 2 or not all(parts):
             raise ValueError(
                 f"{text!r} is not a table name pgship accepts: use letters, digits and _, "
-                "optionally schema-qualified (app.schema_migrations)"
+                "optionally schema-qualified (app.schema_migrations) or double-quoted"
             )
-        return cls(name=name, schema=schema or None)
+        if len(parts) == 1:
+            return cls(name=parts[0])
+        return cls(name=parts[1], schema=parts[0])
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
@@ -64,14 +71,41 @@ class TrackingTable:
 
     def regclass_text(self) -> str:
         """The quoted name ``to_regclass()`` expects."""
-        quote = '"{}"'.format
+
+        def quote(part: str) -> str:
+            return '"' + part.replace('"', '""') + '"'
+
         return f"{quote(self.schema)}.{quote(self.name)}" if self.schema else quote(self.name)
 
     @property
     def lock_key(self) -> int:
-        """A stable 64-bit advisory-lock key for this table, shared by every pgship process."""
+        """A stable 64-bit advisory-lock key for this table, shared by every pgship process.
+
+        Take it from the *resolved* table (:func:`resolve`, always schema-qualified): two spellings
+        of one table (``schema_migrations``, ``public.schema_migrations``) must share one lock.
+        """
         digest = hashlib.sha256(f"pgship:{self}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z0-9_]+)')
+
+
+def _split_name(text: str) -> list[str] | None:
+    """The dot-separated parts of a table name, quotes removed; None if it is not one."""
+    parts: list[str] = []
+    position = 0
+    while True:
+        match = _NAME_PART.match(text, position)
+        if match is None:
+            return None
+        parts.append(match[1].replace('""', '"') if match[1] is not None else match[2])
+        position = match.end()
+        if position == len(text):
+            return parts
+        if text[position] != ".":
+            return None
+        position += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +259,13 @@ def _collect(history: History, rows: Iterable[tuple[Any, ...]]) -> None:
     history.rows = sorted(merged.values(), key=lambda r: r.version.key)
 
 
-def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> list[str]:
-    """Create the table, or add the columns a legacy one lacks. Returns what was done, in words."""
+def ensure(
+    conn: psycopg.Connection, table: TrackingTable, history: History, reason: str | None = None
+) -> list[str]:
+    """Create the table, or add the columns a legacy one lacks. Returns what was done, in words.
+
+    ``reason`` says why the table is created where it is (from :func:`resolve`).
+    """
     import psycopg
     from psycopg import sql
 
@@ -243,7 +282,7 @@ def ensure(conn: psycopg.Connection, table: TrackingTable, history: History) -> 
     if not history.exists:
         for statement in create_statements(table):
             conn.execute(statement)
-        changes.append(f"created the tracking table {table}")
+        changes.append(f"created the tracking table {table}" + (f" ({reason})" if reason else ""))
     elif history.missing_columns:
         additions = sql.SQL(", ").join(
             sql.SQL("ADD COLUMN IF NOT EXISTS {} {}").format(sql.Identifier(c), sql.SQL(PGSHIP_COLUMNS[c]))
@@ -276,16 +315,115 @@ def create_statements(table: TrackingTable) -> list[sql.Composed]:
     return statements
 
 
-def qualify(conn: psycopg.Connection, table: TrackingTable) -> TrackingTable:
-    """The table with its schema made explicit, so migrations that change search_path cannot hide it."""
+@dataclass(frozen=True)
+class Resolved:
+    """Where the tracking table is (always schema-qualified) and, when it does not exist yet, why there."""
+
+    table: TrackingTable
+    reason: str | None = None
+
+
+_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+
+
+def resolve(conn: psycopg.Connection, table: TrackingTable) -> Resolved:
+    """The schema-qualified tracking table a name means, found without trusting ``search_path``.
+
+    A migration can change the search_path of every later session (``ALTER DATABASE ... SET
+    search_path``, ``ALTER ROLE ... SET``), so an unqualified name is resolved in this order:
+
+    1. a pgship tracking table of that name (it has ``version`` and ``checksum`` columns) in exactly
+       one schema: that one, wherever the search_path points now;
+    2. several: the one the search_path reaches, else a refusal naming them (``--table schema.name``);
+    3. another tool's table of that name on the search_path (adoption): its schema;
+    4. none yet: the first existing schema of the search_path, else ``public``, else a refusal.
+       Once created there, rule 1 finds it from then on.
+    """
+    from pgship.errors import Refused
+
     if table.schema:
-        return table
+        return Resolved(table)
+    rows = conn.execute(
+        "SELECT n.nspname, c.oid = to_regclass(%s) FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = %s AND c.relkind IN ('r', 'p') AND n.nspname NOT LIKE 'pg\\_temp\\_%%' "
+        "AND (SELECT count(*) FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND NOT a.attisdropped "
+        "AND a.attname IN ('version', 'checksum')) = 2 ORDER BY n.nspname",
+        (table.regclass_text(), table.name),
+    ).fetchall()
+    if len(rows) == 1:
+        return Resolved(TrackingTable(table.name, rows[0][0]))
+    if rows:
+        visible = [schema for schema, on_path in rows if on_path]
+        if visible:
+            return Resolved(TrackingTable(table.name, visible[0]))
+        raise Refused(
+            f"pgship tracking tables named {table.name} exist in the schemas "
+            f"{', '.join(r[0] for r in rows)}, and the search_path reaches none of them",
+            hint=f"Name the one to use: --table SCHEMA.{table.name} (or PGSHIP_TABLE).",
+        )
     row = conn.execute(
-        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.oid = to_regclass(%s)",
+        "SELECT n.nspname FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
         (table.regclass_text(),),
     ).fetchone()
-    return TrackingTable(name=table.name, schema=row[0]) if row else table
+    if row is not None:
+        return Resolved(TrackingTable(table.name, row[0]))
+    first, path, has_public = conn.execute(
+        "SELECT current_schema(), current_setting('search_path'), "
+        "EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'public')"
+    ).fetchone()
+    if first is not None and first not in _SYSTEM_SCHEMAS and not first.startswith("pg_"):
+        return Resolved(TrackingTable(table.name, first), "the first existing schema of the search_path")
+    if has_public:
+        return Resolved(
+            TrackingTable(table.name, "public"),
+            f"no schema of the search_path ({path}) exists yet, so in public",
+        )
+    raise Refused(
+        f"no schema to create the tracking table {table.name} in: none of the search_path ({path}) exists, "
+        "and there is no public schema",
+        hint=f"Name its schema: --table SCHEMA.{table.name} (pgship creates the schema if needed).",
+    )
+
+
+#: One tracking row as a 60-bit number, whatever the session's DateStyle or TimeZone (``applied_at`` is
+#: left out). Rows are summed, so the runner updates its expected total per migration in O(1).
+ROW_HASH = (
+    "('x' || pg_catalog.substr(pg_catalog.md5(ROW(t.version::text, t.name::text, t.checksum::text, "
+    "t.applied_by::text, t.execution_ms::text)::text), 1, 15))::pg_catalog.bit(60)::pg_catalog.int8"
+)
+
+
+def row_hashes_query(table: TrackingTable, versions: tuple[str, ...] | None = None) -> str:
+    """``(version, hash)`` of every row (or of the rows of ``versions``). Needs a pgship-shaped table."""
+    from psycopg import sql
+
+    query = sql.SQL("SELECT t.version::text, {} FROM {} AS t").format(sql.SQL(ROW_HASH), table.identifier())
+    if versions is not None:
+        query = sql.SQL("{} WHERE t.version::text IN ({})").format(
+            query, sql.SQL(", ").join(sql.Literal(v) for v in versions)
+        )
+    return query.as_string(None)
+
+
+def others_sum_sql(table: TrackingTable, versions: tuple[str, ...]) -> str:
+    """An expression: the sum of the hashes of every row *not* of ``versions`` (a numeric)."""
+    from psycopg import sql
+
+    return (
+        sql.SQL(
+            "(SELECT coalesce(pg_catalog.sum(h), 0) FROM (SELECT {} AS h FROM {} AS t "
+            "WHERE t.version::text NOT IN ({})) AS rows)"
+        )
+        .format(sql.SQL(ROW_HASH), table.identifier(), sql.SQL(", ").join(sql.Literal(v) for v in versions))
+        .as_string(None)
+    )
+
+
+def version_spellings(version: str) -> tuple[str, str]:
+    """The texts a version's row may hold: as written (``003``) and plain (``3``, a legacy integer column)."""
+    return (version, _plain(version))
 
 
 def record_statement(

@@ -83,6 +83,7 @@ class AppliedRecord:
     file: str
     execution_ms: int
     attempts: int = 1
+    messages: list[dict[str, str]] = field(default_factory=list)  # the server's WARNINGs and NOTICEs
 
 
 @dataclass
@@ -95,6 +96,7 @@ class MigrateResult:
     table_changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duration_ms: int = 0
+    tracking_table: str | None = None  # schema-qualified, as resolved (``history.resolve``)
 
 
 @dataclass
@@ -120,14 +122,37 @@ class Runner:
         on_event: EventSink | None = None,
     ) -> None:
         self.conn = conn
-        self.table = table
+        self.table = table  # as configured until resolved (schema-qualified) on first use
+        self._resolved: tracking.Resolved | None = None
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
-        self._lock_key = table.lock_key  # from the configured name: every runner computes the same key
+        self._rows: KnownRows | None = None  # the tracking rows as read (or written) under the lock
+        self._messages: list[dict[str, str]] | None = None  # collecting the migration's notices
+        self._in_flight: tuple[MigrationFile, Script] | None = None
+        self._executed = 0  # statements of a no-transaction file that completed
         self.options = options or RunOptions()
         self.emit = on_event or _ignore
+        # DEALLOCATE ALL (ours, or a migration's) must not pull prepared statements from under psycopg
+        conn.prepare_threshold = None
+        conn.add_notice_handler(self._on_notice)
+        self._backend_pid = conn.info.backend_pid
+        self._reconnect = (conn.info.dsn, conn.pgconn.password)
+
+    def _on_notice(self, diag: Any) -> None:
+        if self._messages is not None:
+            severity = diag.severity_nonlocalized or diag.severity or "NOTICE"
+            self._messages.append({"severity": severity, "message": diag.message_primary or ""})
+
+    def resolve(self) -> TrackingTable:
+        """The tracking table, schema-qualified (:func:`pgship.history.resolve`), resolved once per run."""
+        if self._resolved is None:
+            with self._lost_connection("locating the tracking table"):
+                self._resolved = tracking.resolve(self.conn, self.table)
+            self.table = self._resolved.table
+        return self.table
 
     # -- reading -------------------------------------------------------------------
     def read_history(self) -> History:
+        self.resolve()
         with self._lost_connection("reading the tracking table"):
             return tracking.read(self.conn, self.table)
 
@@ -165,8 +190,11 @@ class Runner:
         """Apply every pending migration (up to ``target``), or explain why not."""
         result = MigrateResult()
         try:
-            with self._lost_connection("migrating"):
-                return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+            try:
+                with self._lost_connection("migrating"):
+                    return self._migrate(discovery, result, target, allow_out_of_order, allow_missing)
+            except KeyboardInterrupt:
+                raise self._interrupted(result) from None
         except PgshipError as error:
             error.partial_result = result  # what was applied before the failure, for the report
             raise
@@ -191,6 +219,7 @@ class Runner:
             "allow_missing": allow_missing,
         }
         history = self.read_history()
+        result.tracking_table = str(self.table)
         plan = make_plan(discovery, history, **plan_options)
         raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
@@ -201,8 +230,8 @@ class Runner:
             return result
 
         with self.advisory_lock():
-            result.table_changes = tracking.ensure(self.conn, self.table, history.resolved(discovery))
-            self.table = tracking.qualify(self.conn, self.table)
+            reason = self._resolved.reason if self._resolved else None
+            result.table_changes = tracking.ensure(self.conn, self.table, history.resolved(discovery), reason)
             for change in result.table_changes:
                 self.emit(Event("table", change))
             plan = make_plan(discovery, self.read_history(), **plan_options)
@@ -211,6 +240,7 @@ class Runner:
             scripts.update(require_parsed(unparsed))
             for migration in plan.to_adopt:
                 tracking.set_checksum(self.conn, self.table, migration.version, migration.checksum)
+                self._rows = None  # read again before the next migration
                 result.adopted.append(str(migration.version))
                 self.emit(
                     Event(
@@ -228,7 +258,7 @@ class Runner:
                         "plan",
                         f"{total} pending migration{'s' if total != 1 else ''} to apply "
                         f"({plan.applied_count} already applied)",
-                        {"pending": total, "applied": plan.applied_count},
+                        {"pending": total, "applied": plan.applied_count, "table": str(self.table)},
                     )
                 )
             for index, migration in enumerate(plan.to_apply, start=1):
@@ -244,8 +274,10 @@ class Runner:
                         },
                     )
                 )
+                self._in_flight = (migration, scripts[migration.version])
                 record = self._apply(migration, scripts[migration.version], applied_by)
                 result.applied.append(record)
+                self._in_flight = None
                 self.emit(
                     Event(
                         "applied",
@@ -254,6 +286,7 @@ class Runner:
                             "version": record.version,
                             "file": record.file,
                             "execution_ms": record.execution_ms,
+                            "messages": record.messages,
                             "index": index,
                             "total": total,
                         },
@@ -261,6 +294,94 @@ class Runner:
                 )
         result.duration_ms = _ms_since(started)
         return result
+
+    # -- interrupts ----------------------------------------------------------------
+    def _interrupted(self, result: MigrateResult) -> Interrupted:
+        """What a SIGINT/SIGTERM left, checked against the database before it is reported.
+
+        The signal may land after COMMIT was sent (pipelining) or after the server answered it but
+        before this process noted it. So: cancel what runs, close the connection, wait until the
+        server has finished with that backend (its transaction is then committed or rolled back),
+        and read the tracking table on a fresh connection.
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        with _signals_ignored():
+            recorded, problem = self._settle()
+        if in_flight is not None and recorded is not None:
+            migration, script = in_flight
+            noted = bool(result.applied) and result.applied[-1].version == str(migration.version)
+            if recorded & set(tracking.version_spellings(migration.version.text)) and not noted:
+                result.applied.append(
+                    AppliedRecord(str(migration.version), migration.name, migration.filename, 0, 1)
+                )
+        done = f"; applied by this run: {', '.join(a.file for a in result.applied)}" if result.applied else ""
+        rerun = "Run `pgship migrate` again to continue."
+        if in_flight is None:
+            return Interrupted(
+                f"interrupted with no migration in flight{done or '; this run applied none'}",
+                hint=f"Every migration it applied is committed and recorded. {rerun}",
+            )
+        migration, script = in_flight
+        if recorded is None:
+            return Interrupted(
+                f"interrupted while applying {migration.filename}; whether it committed could not be "
+                f"checked ({problem}){done}",
+                hint=f"Run `pgship status` to see whether {migration.filename} is applied, then "
+                "`pgship migrate` to continue.",
+            )
+        if result.applied and result.applied[-1].file == migration.filename:
+            return Interrupted(
+                f"interrupted just after {migration.filename} was committed: it is applied and recorded, "
+                f"no later migration started{done}",
+                hint=rerun,
+            )
+        if script.no_transaction:
+            return Interrupted(
+                f"stopped while applying {migration.filename}, which runs without a transaction: "
+                f"{self._executed} of {len(script.statements)} statements had completed, and it is not "
+                f"recorded{done}",
+                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
+                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
+            )
+        return Interrupted(
+            f"stopped while applying {migration.filename}; it was rolled back, nothing of it is "
+            f"applied{done}",
+            hint=f"Migrations before it stay applied. {rerun}",
+        )
+
+    def _settle(self) -> tuple[set[str] | None, str]:
+        """Versions recorded once this run's backend is gone, or None and why it could not be told."""
+        import psycopg
+        from psycopg import sql
+
+        with suppress(Exception):
+            self.conn.cancel_safe(timeout=5)
+        with suppress(Exception):
+            self.conn.close()
+        dsn, password = self._reconnect
+        try:
+            kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 10}
+            if password:
+                kwargs["password"] = password.decode()
+            with psycopg.connect(dsn, **kwargs) as fresh:
+                deadline = time.monotonic() + 30
+                while fresh.execute(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (self._backend_pid,)
+                ).fetchone()[0]:
+                    if time.monotonic() > deadline:
+                        return None, f"backend {self._backend_pid} is still running"
+                    time.sleep(0.02)
+                if self._resolved is None:
+                    return set(), ""
+                found = fresh.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+                if found is None:
+                    return set(), ""
+                rows = fresh.execute(
+                    sql.SQL("SELECT version::text FROM {}").format(self.table.identifier())
+                ).fetchall()
+                return {row[0] for row in rows}, ""
+        except psycopg.Error as exc:
+            return None, (str(exc).strip().splitlines() or ["no connection"])[0]
 
     # -- baseline and repair -------------------------------------------------------
     def baseline(self, discovery: Discovery, version: Version) -> list[str]:
@@ -327,8 +448,12 @@ class Runner:
     # -- locking -------------------------------------------------------------------
     @contextmanager
     def advisory_lock(self) -> Iterator[None]:
-        """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``."""
-        key = self._lock_key
+        """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``.
+
+        The key comes from the resolved, schema-qualified table, never from the name as typed:
+        ``schema_migrations`` and ``"public"."schema_migrations"`` are one table and one lock.
+        """
+        key = self.resolve().lock_key
         started = time.monotonic()
         delay = 0.05
         announced = False
@@ -376,20 +501,32 @@ class Runner:
         )
 
     # -- applying one migration ----------------------------------------------------
-    def _session_defaults(self) -> str:
+    def _session_defaults(self) -> list[str]:
         """What every migration starts from, as if it had a session of its own.
 
-        ``RESET ALL`` undoes a ``SET search_path`` or ``SET ROLE`` an earlier migration left behind
-        (the old runner's ``psql -f`` per file gave each file a fresh session). If this process dies
-        mid-migration, ``client_connection_check_interval`` lets the server notice within a second
-        and roll back, instead of finishing a long statement (and holding its locks) for nobody.
+        The old runner's ``psql -f`` per file gave each file a fresh session; ``RESET ALL`` alone
+        does not undo a ``SET SESSION AUTHORIZATION``, temporary tables, prepared statements, open
+        ``WITH HOLD`` cursors or ``LISTEN``. ``DISCARD ALL`` would, but it also releases the run's
+        advisory lock, so its parts are spelled out without ``pg_advisory_unlock_all()``. If this
+        process dies mid-migration, ``client_connection_check_interval`` lets the server notice within
+        a second and roll back, instead of finishing a long statement (and holding its locks) for nobody.
         """
+        statements = [
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "RESET ALL",
+            "DISCARD TEMP",
+            "DISCARD PLANS",
+            "DISCARD SEQUENCES",
+            "DEALLOCATE ALL",
+            "CLOSE ALL",
+            "UNLISTEN *",
+        ]
         if self.conn.info.server_version >= 140000:
-            return "RESET ALL; SET client_connection_check_interval = 1000"
-        return "RESET ALL"
+            statements.append("SET client_connection_check_interval = 1000")
+        return statements
 
     def _applied_by(self) -> str:
-        self.conn.execute(self._session_defaults())
+        self.conn.execute("; ".join(self._session_defaults()))
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
@@ -400,19 +537,123 @@ class Runner:
         return f"{row[0]} ({who})" if row else who
 
     def _apply(self, migration: MigrationFile, script: Script, applied_by: str) -> AppliedRecord:
-        if script.no_transaction:
-            return self._apply_without_transaction(migration, script, applied_by)
-        return self._apply_in_transaction(migration, script, applied_by)
+        self._messages = []
+        try:
+            if script.no_transaction:
+                record = self._apply_without_transaction(migration, script, applied_by)
+            else:
+                record = self._apply_in_transaction(migration, script, applied_by)
+            record.messages = self._messages
+            return record
+        finally:
+            self._messages = None
+
+    # -- guarding the runner's own state -------------------------------------------
+    def _tracking_rows(self) -> KnownRows:
+        """Every tracking row's hash as this run last saw (or wrote) it: read once, then kept up to date."""
+        if self._rows is None:
+            oid, filenode = self.conn.execute(
+                "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
+                (self.table.regclass_text(), self.table.regclass_text()),
+            ).fetchone()
+            self._rows = KnownRows(oid, filenode)
+            self._rows.replace((), self.conn.execute(tracking.row_hashes_query(self.table)).fetchall())
+        return self._rows
+
+    def _lock_held_sql(self) -> str:
+        unsigned = self.table.lock_key & 0xFFFFFFFFFFFFFFFF
+        return (
+            "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
+            f"AND pid = pg_catalog.pg_backend_pid() AND classid = '{unsigned >> 32}'::oid "
+            f"AND objid = '{unsigned & 0xFFFFFFFF}'::oid AND objsubid = 1)"
+        )
+
+    def _guard(self, own: tuple[str, ...]) -> str:
+        """The last statement before COMMIT: the run still holds its lock, and only ``own`` rows changed.
+
+        It runs in the migration's transaction, so a failure rolls the migration back with it. The
+        tracking table check is O(1) when the transaction's only write to the table was our row (the
+        server's per-transaction counters, and the same file: no TRUNCATE or rewrite); otherwise the
+        hashes of every other version's row are summed and compared with what the run knows.
+        """
+        rows = self._tracking_rows()
+        oid = f"'{rows.oid}'::oid"
+        return (
+            "DO $pgship_guard$ BEGIN "
+            f"IF NOT {self._lock_held_sql()} THEN RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', "
+            "MESSAGE = 'pgship: the migration released the migration lock'; END IF; "
+            f"IF (pg_catalog.current_setting('{_GUARD_SETTING}', true) = {self._write_counts(-1)} "
+            f"AND pg_catalog.pg_relation_filenode({oid}) = '{rows.filenode}'::oid) IS NOT TRUE THEN "
+            f"IF {tracking.others_sum_sql(self.table, own)} IS DISTINCT FROM {rows.expected(own)} THEN "
+            f"RAISE EXCEPTION USING ERRCODE = '{TRACKING_CHANGED}', "
+            "MESSAGE = 'pgship: the migration changed the tracking table'; END IF; END IF; "
+            "END $pgship_guard$"
+        )
+
+    def _write_counts(self, offset: int) -> str:
+        """An expression: the server's count of this session's inserts and of all writes to the tracking
+        table not yet flushed to the statistics (they accumulate over transactions until the session is
+        idle), as text, ``offset`` added to each."""
+        oid = f"'{self._tracking_rows().oid}'::oid"
+        inserted = f"pg_catalog.pg_stat_get_xact_tuples_inserted({oid})"
+        written = (
+            f"{inserted} + pg_catalog.pg_stat_get_xact_tuples_updated({oid}) "
+            f"+ pg_catalog.pg_stat_get_xact_tuples_deleted({oid})"
+        )
+        return f"pg_catalog.format('%s:%s', {inserted} + {offset}, {written} + {offset})"
+
+    def _guard_failure(
+        self, migration: MigrationFile, code: str, *, partial: bool, statements: int = 0
+    ) -> MigrationFailed:
+        table = self.table
+        if code == LOCK_RELEASED:
+            what = (
+                f"{migration.filename} released the migration lock (pg_advisory_unlock, "
+                "pg_advisory_unlock_all or DISCARD ALL)"
+            )
+            why = "another deploy may be applying migrations now, so the run stops here"
+        elif code == TRACKING_MISSING:
+            what = f"{migration.filename} dropped or renamed the tracking table {table}"
+            why = "pgship cannot record it, so the run stops here"
+        else:
+            what = (
+                f"{migration.filename} changed the tracking table {table}: it inserted, updated or "
+                "deleted rows of other versions"
+            )
+            why = "those rows are pgship's record of what ran, so the run stops here"
+        details = FailureDetails(
+            version=str(migration.version),
+            file=migration.filename,
+            sqlstate=code,
+            server_message=what,
+            partial=partial,
+        )
+        if partial:
+            hint = (
+                f"It runs without a transaction: its {statements} statement(s) stay applied, but it is NOT "
+                f"recorded; {why}. Remove that statement from the file, check the database (and "
+                f"{table}), then run `pgship migrate` again."
+            )
+        else:
+            hint = (
+                f"It was rolled back: nothing of it is applied and it is not recorded; {why}. A migration "
+                "must leave the migration lock and other versions' tracking rows alone: remove that "
+                "statement and run `pgship migrate` again."
+            )
+        return MigrationFailed(details, message=what, hint=hint)
 
     def _apply_in_transaction(
         self, migration: MigrationFile, script: Script, applied_by: str
     ) -> AppliedRecord:
-        """BEGIN, the statements, the tracking row and COMMIT, pipelined: one round trip.
+        """BEGIN, the statements, the tracking row, the guard and COMMIT, pipelined: one round trip.
 
         Each statement is still its own protocol message, so the server says which one
         failed: its cursor is the first without a result. The server times the migration
         (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
-        the statements have run.
+        the statements have run. The row is written as the runner's own identity, whatever role
+        the migration switched to; the guard (:meth:`_guard`) rolls the migration back if it
+        released the lock or touched other versions' rows. After COMMIT the same round trip resets
+        the session and reads back the new row, so the next guard knows what to expect.
         """
         import psycopg
         from psycopg import errors as pgerrors
@@ -425,23 +666,40 @@ class Runner:
             checksum=migration.checksum,
             applied_by=applied_by,
         )
+        own = tracking.version_spellings(migration.version.text)
+        guard = self._guard(own)
+        # the tracking table's write counters as the transaction starts: the guard's fast path
+        counts = f"SELECT pg_catalog.set_config('{_GUARD_SETTING}', {self._write_counts(0)}, true)"
+        readback = tracking.row_hashes_query(self.table, own)
+        filenode = f"SELECT pg_catalog.pg_relation_filenode('{self._tracking_rows().oid}'::oid)"
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
         for attempt in range(1, attempts + 1):
             cursors: list[tuple[Statement, Any]] = []
             record_cursor: Any = None
             started = time.perf_counter()
+            if self._messages is not None:
+                self._messages.clear()  # a retried attempt reports only its own messages
             try:
                 with self.conn.pipeline():
                     for setting in self._begin(lock_timeout):
                         self.conn.execute(setting)
+                    self.conn.execute(counts)
                     for statement in script.statements:
                         cursors.append((statement, self.conn.execute(statement.text)))
+                    self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
+                    self.conn.execute("SET LOCAL ROLE NONE")
+                    self.conn.execute(self._own_statement_timeout())
                     record_cursor = self.conn.execute(record)
+                    self.conn.execute(guard)
                     self.conn.execute("COMMIT")
-                    for setting in self._session_defaults().split("; "):
+                    for setting in self._session_defaults():
                         self.conn.execute(setting)
+                    readback_cursor = self.conn.execute(readback)
+                    filenode_cursor = self.conn.execute(filenode)
                 elapsed = _ms_since(started)
+                self._tracking_rows().replace(own, readback_cursor.fetchall())
+                self._tracking_rows().filenode = filenode_cursor.fetchone()[0]
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -463,28 +721,33 @@ class Runner:
                 lock_timeout *= 2
             except psycopg.Error as exc:
                 current = _failed_statement(cursors)
+                self._rollback()
+                if getattr(exc, "sqlstate", None) in (LOCK_RELEASED, TRACKING_CHANGED):
+                    raise self._guard_failure(migration, exc.sqlstate, partial=False) from None  # type: ignore[attr-defined]
                 # the statements and the row all answered: the failure came with COMMIT (a deferred
                 # constraint, or the connection lost while committing: then the outcome is unknown)
                 committing = current is None and record_cursor is not None and _has_result(record_cursor)
-                self._rollback()
                 raise self._failure(migration, current, exc, partial=False, at_commit=committing) from None
-            except KeyboardInterrupt:
-                self._rollback()
-                raise Interrupted(
-                    f"stopped while applying {migration.filename}; "
-                    "it was rolled back, nothing of it is applied",
-                    hint="Migrations before it stay applied. Run `pgship migrate` again to continue.",
-                ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _apply_without_transaction(
         self, migration: MigrationFile, script: Script, applied_by: str
     ) -> AppliedRecord:
+        """Statement by statement, each committing on its own; the lock is checked after each.
+
+        A statement that released the run's lock (``DISCARD ALL``) stops the run before the next one
+        and the file is not recorded: another deploy may be running. Before the tracking row is
+        written the session is reset (a ``SET default_transaction_read_only = on`` must not refuse
+        it) and the tracking table checked: still there, other versions' rows untouched.
+        """
         import psycopg
         from psycopg import errors as pgerrors
 
         started = time.perf_counter()
-        executed = 0
+        self._executed = 0
+        own = tracking.version_spellings(migration.version.text)
+        expected = self._tracking_rows().expected(own)
+        lock_held = f"SELECT {self._lock_held_sql()}"
         try:
             for statement in script.statements:
                 concurrent = statement.concurrent  # from the parse tree, not the text
@@ -500,7 +763,7 @@ class Runner:
                     except pgerrors.LockNotAvailable as exc:
                         if concurrent or attempt == self.options.lock_retries + 1:
                             raise self._lock_failure(
-                                migration, statement, exc, attempt, lock_timeout, partial=executed > 0
+                                migration, statement, exc, attempt, lock_timeout, partial=self._executed > 0
                             ) from None
                         self.emit(
                             Event(
@@ -513,21 +776,31 @@ class Runner:
                         lock_timeout *= 2
                     except psycopg.Error as exc:
                         raise self._failure(migration, statement, exc, partial=True) from None
-                executed += 1
+                self._executed += 1
+                self.conn.execute(self._own_statement_timeout().replace("SET LOCAL", "SET"))
+                if not self.conn.execute(lock_held).fetchone()[0]:
+                    raise self._guard_failure(
+                        migration, LOCK_RELEASED, partial=True, statements=self._executed
+                    )
             elapsed = _ms_since(started)
+            self.conn.execute("; ".join(self._session_defaults()))
+            present = self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+            if present is None or tracking.read(self.conn, self.table).missing_columns:
+                raise self._guard_failure(
+                    migration, TRACKING_MISSING, partial=True, statements=self._executed
+                )
+            found = self.conn.execute(f"SELECT {tracking.others_sum_sql(self.table, own)}").fetchone()[0]
+            if found != expected:
+                raise self._guard_failure(
+                    migration, TRACKING_CHANGED, partial=True, statements=self._executed
+                )
             self._record_applied(migration, elapsed, applied_by)
+            self._rows = None  # read again before the next migration
             return AppliedRecord(str(migration.version), migration.name, migration.filename, elapsed)
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"stopped while applying {migration.filename}, which runs without a transaction: "
-                f"{executed} of {len(script.statements)} statements had completed",
-                hint="Run `pgship migrate` again: it reruns the file (keep its statements safe to rerun, "
-                "IF NOT EXISTS) and rebuilds an index a CREATE INDEX CONCURRENTLY of it left INVALID.",
-            ) from None
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
-                    self.conn.execute(self._session_defaults())
+                    self.conn.execute("; ".join(self._session_defaults()))
 
     def _drop_interrupted_index(self, migration: MigrationFile, statement: Statement) -> None:
         """Drop the INVALID index an interrupted run of this ``CREATE INDEX CONCURRENTLY`` left behind.
@@ -582,6 +855,12 @@ class Runner:
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
         return parts
+
+    def _own_statement_timeout(self) -> str:
+        """The runner's own statements (row, guard) get ``--statement-timeout``, not a migration's."""
+        timeout = self.options.statement_timeout_s
+        value = f"'{int(timeout * 1000)}ms'" if timeout else "0"
+        return f"SET LOCAL statement_timeout = {value}"
 
     def _session_timeouts(self, lock_timeout_s: float | None) -> str:
         lock = f"'{int(lock_timeout_s * 1000)}ms'" if lock_timeout_s else "0"
@@ -672,11 +951,39 @@ class Runner:
                 "applied, none after it ran. Fix the file and run `pgship migrate` again."
             )
             if sqlstate in _ALREADY_EXISTS:
-                hint += (
-                    f" If {migration.filename} was already applied by hand (psql in an emergency), record "
-                    f"it without running it again: pgship baseline {migration.version}"
-                )
+                hint = self._clash_hint(migration, hint)
         return MigrationFailed(details, message=message, hint=hint)
+
+    def _clash_hint(self, migration: MigrationFile, hint: str) -> str:
+        """An "already exists" error: suggest ``baseline`` only if the database holds all the file creates.
+
+        ``baseline`` records a migration without running it, so it is right only for a migration
+        that was applied by hand. A file that repeats one existing table among new ones is a name
+        clash, and recording it would leave the new objects missing for ever.
+        """
+        script = self._in_flight[1] if self._in_flight else None
+        probes = objects_created(script) if script is not None else None
+        if probes:
+            try:
+                missing = [
+                    name
+                    for name, query, params in probes
+                    if not self.conn.execute(query, params).fetchone()[0]
+                ]
+            except Exception:
+                missing = ["?"]
+            if not missing:
+                return (
+                    f"{hint} Everything {migration.filename} creates already exists: if it was applied "
+                    "by hand (psql in an emergency), record it without running it again: pgship baseline "
+                    f"{migration.version}"
+                )
+            return (
+                f"{hint} {migration.filename} conflicts with an existing object (it was not applied by hand: "
+                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} does not exist yet): rename "
+                "what it creates, or drop the old object in the migration if that is the intent."
+            )
+        return f"{hint} {migration.filename} conflicts with an existing object: rename what it creates."
 
     def _lock_failure(
         self,
@@ -714,6 +1021,14 @@ class Runner:
         return [row[0] for row in rows]
 
 
+#: Where a transaction keeps the tracking table's write counters as it started (``SET LOCAL``).
+_GUARD_SETTING = "pgship.tracking_writes_at_begin"
+
+#: SQLSTATEs the runner's own guard raises (class "PG" is not PostgreSQL's): see ``Runner._guard``.
+LOCK_RELEASED = "PGL01"
+TRACKING_CHANGED = "PGT01"
+TRACKING_MISSING = "PGT02"
+
 #: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
 _ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
 
@@ -730,6 +1045,119 @@ def _failed_statement(cursors: list[tuple[Statement, Any]]) -> Statement | None:
     return None
 
 
+def _regclass(relation: dict[str, Any]) -> str:
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    name = quote(relation["relname"])
+    return f"{quote(relation['schemaname'])}.{name}" if relation.get("schemaname") else name
+
+
+def _names(parts: list[dict[str, Any]]) -> str:
+    return ".".join('"' + p["String"]["sval"].replace('"', '""') + '"' for p in parts)
+
+
+def objects_created(script: Script) -> list[tuple[str, str, tuple[Any, ...]]] | None:
+    """What a migration creates, each as (name, a query answering "does it exist?", its parameters).
+
+    Read from PostgreSQL's parse tree; None if a statement cannot be read. Pure.
+    """
+
+    from pglast import parser
+
+    try:
+        return _probes(script)
+    except (KeyError, TypeError, ValueError, parser.ParseError):
+        return None
+
+
+def _probes(script: Script) -> list[tuple[str, str, tuple[Any, ...]]]:
+    import json
+
+    from pglast import parser
+
+    relation = "SELECT to_regclass(%s) IS NOT NULL"
+    probes: list[tuple[str, str, tuple[Any, ...]]] = []
+    for statement in script.statements:
+        tree = json.loads(parser.parse_sql_json(statement.text))
+        for raw in tree.get("stmts", []):
+            ((kind, node),) = raw["stmt"].items()
+            if kind == "CreateStmt":
+                probes.append((_regclass(node["relation"]), relation, (_regclass(node["relation"]),)))
+            elif kind == "CreateTableAsStmt":
+                name = _regclass(node["into"]["rel"])
+                probes.append((name, relation, (name,)))
+            elif kind == "ViewStmt":
+                probes.append((_regclass(node["view"]), relation, (_regclass(node["view"]),)))
+            elif kind == "CreateSeqStmt":
+                probes.append((_regclass(node["sequence"]), relation, (_regclass(node["sequence"]),)))
+            elif kind == "IndexStmt" and node.get("idxname"):
+                name = _regclass(
+                    {"relname": node["idxname"], "schemaname": node["relation"].get("schemaname")}
+                )
+                probes.append((name, relation, (name,)))
+            elif kind == "CreateSchemaStmt" and node.get("schemaname"):
+                probes.append(
+                    (
+                        node["schemaname"],
+                        "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = %s)",
+                        (node["schemaname"],),
+                    )
+                )
+            elif kind in ("CreateEnumStmt", "CreateDomainStmt"):
+                name = _names(node["domainname"] if kind == "CreateDomainStmt" else node["typeName"])
+                probes.append((name, "SELECT to_regtype(%s) IS NOT NULL", (name,)))
+            elif kind == "CompositeTypeStmt":
+                name = _regclass(node["typevar"])
+                probes.append((name, "SELECT to_regtype(%s) IS NOT NULL", (name,)))
+            elif kind == "CreateFunctionStmt":
+                parts = [p["String"]["sval"] for p in node["funcname"]]
+                probes.append(
+                    (
+                        ".".join(parts),
+                        "SELECT EXISTS (SELECT FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n "
+                        "ON n.oid = p.pronamespace WHERE p.proname = %s AND (%s::text IS NULL AND "
+                        "n.nspname = ANY (current_schemas(false)) OR n.nspname = %s))",
+                        (
+                            parts[-1],
+                            parts[0] if len(parts) > 1 else None,
+                            parts[0] if len(parts) > 1 else None,
+                        ),
+                    )
+                )
+            elif kind == "CreateTrigStmt":
+                probes.append(
+                    (
+                        node["trigname"],
+                        "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgname = %s "
+                        "AND tgrelid = to_regclass(%s))",
+                        (node["trigname"], _regclass(node["relation"])),
+                    )
+                )
+            elif kind == "CreateExtensionStmt":
+                probes.append(
+                    (
+                        node["extname"],
+                        "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = %s)",
+                        (node["extname"],),
+                    )
+                )
+            elif kind == "AlterTableStmt":
+                for cmd in node.get("cmds", []):
+                    command = cmd.get("AlterTableCmd", {})
+                    if command.get("subtype") == "AT_AddColumn":
+                        column = command["def"]["ColumnDef"]["colname"]
+                        probes.append(
+                            (
+                                f"{_regclass(node['relation'])}.{column}",
+                                "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = "
+                                "to_regclass(%s) AND attname = %s AND NOT attisdropped)",
+                                (_regclass(node["relation"]), column),
+                            )
+                        )
+    return probes
+
+
 def raise_refusals(plan: Plan) -> None:
     """Raise :class:`Refused` (exit 2) for everything in ``plan`` that needs a decision first."""
     if not plan.refusals:
@@ -742,6 +1170,69 @@ def raise_refusals(plan: Plan) -> None:
         hint=" ".join(r.hint for r in plan.refusals),
         versions=[v for r in plan.refusals for v in r.versions],
     )
+
+
+class KnownRows:
+    """The tracking table as this run knows it: each version's row hashes and their total."""
+
+    def __init__(self, oid: int, filenode: int | None) -> None:
+        self.oid = oid
+        self.filenode = filenode
+        self._by_version: dict[str, list[int]] = {}
+        self._total = 0
+
+    def expected(self, own: tuple[str, ...]) -> int:
+        """The sum of the hashes of every row not of ``own`` (what the guard's query must find)."""
+        return self._total - sum(h for version in own for h in self._by_version.get(version, ()))
+
+    def replace(self, own: tuple[str, ...], rows: Any) -> None:
+        """Forget the rows of ``own``, then add ``rows`` (``(version, hash)`` pairs)."""
+        for version in own:
+            self._total -= sum(self._by_version.pop(version, ()))
+        for version, value in rows:
+            self._by_version.setdefault(version, []).append(value)
+            self._total += value
+
+
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+def hold_signals() -> None:
+    """Hold SIGINT and SIGTERM (main thread): once a run is decided, its report must come out whole."""
+    import signal
+
+    with suppress(ValueError, AttributeError):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {getattr(signal, name) for name in _STOP_SIGNALS})
+
+
+def release_held_signals() -> bool:
+    """Let signals through again; True if one arrived while held (it is consumed, not delivered)."""
+    import signal
+
+    stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+    arrived = False
+    with suppress(ValueError, AttributeError):
+        if signal.pthread_sigmask(signal.SIG_BLOCK, set()) & stops:  # held at the moment
+            while signal.sigtimedwait(stops, 0) is not None:
+                arrived = True
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+    return arrived
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut short the check of what the first one left."""
+    import signal
+
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(ValueError):  # not the main thread
+            saved[signum] = signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def _ms_since(started: float) -> int:

@@ -64,6 +64,36 @@ FAULTS: dict[str, tuple[str, str]] = {
         "control: the same, with a naive waiter inside a transaction (must break)",
         "tests/faults/test_concurrency.py -k control",
     ),
+    "two spellings of one tracking table racing": (
+        "two runners at once, each spelling the tracking table differently (`schema_migrations`, "
+        "`public.schema_migrations`, quoted)",
+        "tests/faults/test_hostile_migrations.py -k spellings",
+    ),
+    "a migration releases the migration lock": (
+        "a migration releases the run's advisory lock (`pg_advisory_unlock_all()`, "
+        "`pg_advisory_unlock(key)`, `DISCARD ALL` in a no-transaction file) while a second runner waits",
+        "tests/faults/test_hostile_migrations.py -k releasing",
+    ),
+    "a migration writes other versions' tracking rows": (
+        "a migration inserts, deletes or updates other versions' tracking rows (and a legacy file "
+        "recording itself, which must pass)",
+        "tests/faults/test_hostile_migrations.py -k forge",
+    ),
+    "session state left by a migration": (
+        "a migration leaves session state behind (three of: SET ROLE, SET SESSION AUTHORIZATION, temp "
+        "table, prepared statement, WITH HOLD cursor, LISTEN, search_path, statement_timeout, read-only)",
+        "tests/faults/test_hostile_migrations.py -k session_state",
+    ),
+    "a migration moves the default search_path": (
+        "a migration runs `ALTER DATABASE/ROLE ... SET search_path`, or the search_path names a schema "
+        "the first migration creates",
+        "tests/faults/test_hostile_migrations.py -k search_path",
+    ),
+    "SIGTERM/SIGINT at a random instant": (
+        "SIGTERM or SIGINT at a random instant of a 24-migration run; the report is held against "
+        "the database",
+        "tests/faults/test_hostile_migrations.py -k stop_signal",
+    ),
     "hostile migration directories": (
         "hand-written hostile directories",
         "tests/faults/test_bad_input.py -k hostile",
@@ -78,6 +108,17 @@ FAULTS: dict[str, tuple[str, str]] = {
         "tests/faults/test_secrets.py",
     ),
 }
+
+
+#: faults whose trials are each one variant of an attack (the variant is the trial's ``where``)
+HOSTILE_MIGRATIONS = (
+    "two spellings of one tracking table racing",
+    "a migration releases the migration lock",
+    "a migration writes other versions' tracking rows",
+    "session state left by a migration",
+    "a migration moves the default search_path",
+    "SIGTERM/SIGINT at a random instant",
+)
 
 
 def summarise(fault: str, outcomes: list[dict[str, Any]]) -> str:
@@ -118,6 +159,9 @@ def summarise(fault: str, outcomes: list[dict[str, Any]]) -> str:
         return f"both runners done at most {longest:.1f} s after the second started"
     if fault.startswith("control"):
         return outcomes[0]["detail"]
+    if fault in HOSTILE_MIGRATIONS:
+        where = Counter(o["where"] for o in outcomes)
+        return "; ".join(f"{place}: {count}" for place, count in sorted(where.items()))
     if fault == "hostile migration directories":
         return f"{len(outcomes)} directories: tests/data/hostile, plus pipes, devices, odd names"
     if fault == "fuzzed migration directories":

@@ -391,10 +391,14 @@ def classify(backend: Backend | None, statements: StatementIndex) -> str:
         return COMMITTING if "COMMIT" in backend.query else BOOKKEEPING
     if backend.state == "idle in transaction":
         return BETWEEN_STATEMENTS
-    if backend.query.startswith("SET lock_timeout"):  # set before each statement of a no-transaction file
+    # before each statement of a no-transaction file the runner sets its timeouts, after each it checks
+    # that it still holds the migration lock
+    if backend.query.startswith(("SET lock_timeout", "SET statement_timeout", "SELECT EXISTS (SELECT FROM")):
         return NO_TRANSACTION
-    # idle after a migration: its pipeline ends with COMMIT, RESET ALL and this SET
-    if "COMMIT" in backend.query or backend.query.startswith(("RESET ALL", "SET client_connection_check")):
+    # idle after a migration: its pipeline ends with COMMIT, the session reset and reading back its row
+    if "COMMIT" in backend.query or backend.query.startswith(
+        ("RESET ALL", "SET client_connection_check", "UNLISTEN", "SELECT pg_catalog.pg_relation_filenode")
+    ):
         return BETWEEN_MIGRATIONS
     return BOOKKEEPING
 

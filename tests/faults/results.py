@@ -38,6 +38,8 @@ class Budget:
     lock_contention: int
     concurrent_index: int
     fuzz_examples: int
+    hostile: int  # trials per class of migration attacking the runner's state (lock, tracking table, session)
+    signals: int  # SIGTERM/SIGINT at a random instant
     migrations: int  # the length of the workload run the kill, terminate, crash and race trials interrupt
 
     @property
@@ -61,6 +63,8 @@ class Budget:
             lock_contention=max(1, kill // 8),
             concurrent_index=max(1, kill // 15),
             fuzz_examples=max(25, kill * 7),
+            hostile=max(2, kill // 6),
+            signals=max(3, kill // 3),
             # the short run interrupts 60-migration runs (every kind of migration is among them);
             # the campaign proper interrupts 200-migration runs
             migrations=200 if kill >= 20 else 60,

@@ -156,7 +156,7 @@ def test_control_a_waiter_inside_a_transaction_would_break_the_concurrent_index(
     snapshot the index build must wait for, while it waits for the builder: a deadlock PostgreSQL resolves
     by failing one of them. Shows the test above would catch a runner that waited that way."""
     directory = _index_migrations(workdir)
-    key = TrackingTable.parse("schema_migrations").lock_key
+    key = TrackingTable.parse("public.schema_migrations").lock_key
     with pg_server.fresh_database(prefix="pgship_ctl") as url, admin_connection(pg_server) as admin:
         dbname = database_name(url)
         first = spawn("-d", url, "-m", str(directory), "migrate", workdir=workdir)

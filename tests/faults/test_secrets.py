@@ -192,7 +192,7 @@ def test_no_password_when_commands_fail(probe, pg_server):
         _reset(probe)
         _run(probe, "failing migration", [*url, *output, "migrate"], {}, 1)
         _run(probe, "failing migration status", [*url, *output, "status", "--check"], {}, 5)
-        key = TrackingTable.parse("schema_migrations").lock_key
+        key = TrackingTable.parse("public.schema_migrations").lock_key
         with psycopg.connect(probe.url(), autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(%s)", (key,))
             _run(probe, "lock held", [*url, *output, "migrate", "--lock-wait", "0.3"], {}, 4)
@@ -385,7 +385,7 @@ def test_no_password_from_the_deploy_pipeline(probe, budget):
             "--start-grace", "0.2", "--health-url", f"http://127.0.0.1:{_free_port()}/health/database",
             "--health-timeout", "1", "--start-log", str(log)], env, 1,
         )  # fmt: skip
-        key = TrackingTable.parse("schema_migrations").lock_key
+        key = TrackingTable.parse("public.schema_migrations").lock_key
         with psycopg.connect(probe.url(), autocommit=True) as holder:
             holder.execute("SELECT pg_advisory_lock(%s)", (key,))
             _run(probe, "deploy: lock held", ["-d", probe.url(), "-m", str(failing), *output, "deploy",

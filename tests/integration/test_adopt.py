@@ -413,7 +413,7 @@ def test_a_goose_file_without_its_down_section_runs(cli, database_url, migration
 def test_two_deploys_taking_over_the_same_golang_migrate_database_both_succeed(database_url, migrations):
     golang_migrate_at(database_url, 3)
     write_release(migrations)
-    key = TrackingTable("schema_migrations").lock_key
+    key = TrackingTable("schema_migrations", "public").lock_key  # the resolved table's key
     with psycopg.connect(database_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (key,))
         runners = [

@@ -152,7 +152,7 @@ def test_a_migration_lock_held_elsewhere_exits_4_and_starts_nothing(database_url
     marker = tmp_path / "started"
     with psycopg.connect(database_url, autocommit=True) as other_deploy:
         other_deploy.execute(
-            "SELECT pg_advisory_lock(%s)", (TrackingTable.parse("schema_migrations").lock_key,)
+            "SELECT pg_advisory_lock(%s)", (TrackingTable.parse("public.schema_migrations").lock_key,)
         )
         code, out, err = deploy(
             database_url, release, "--lock-wait", "0.5", "--start", f"touch {marker}", cwd=tmp_path

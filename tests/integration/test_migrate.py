@@ -75,7 +75,7 @@ def test_json_output_of_migrate_has_the_documented_keys(cli, database_url, migra
     document = json.loads(result.stdout)
     assert document["status"] == "ok"
     assert [a["version"] for a in document["applied"]] == ["001"]
-    assert set(document["applied"][0]) == {"version", "name", "file", "execution_ms", "attempts"}
+    assert set(document["applied"][0]) == {"version", "name", "file", "execution_ms", "attempts", "messages"}
     assert {"already_applied", "adopted", "table_changes", "warnings", "duration_ms", "database"} <= set(
         document
     )

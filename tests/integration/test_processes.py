@@ -136,7 +136,9 @@ def test_another_runner_holding_the_lock_makes_a_short_wait_exit_4(database_url,
     from pgship.history import TrackingTable
 
     with psycopg.connect(database_url, autocommit=True, application_name="pgship") as other:
-        other.execute("SELECT pg_advisory_lock(%s)", (TrackingTable.parse("schema_migrations").lock_key,))
+        other.execute(
+            "SELECT pg_advisory_lock(%s)", (TrackingTable.parse("public.schema_migrations").lock_key,)
+        )
         runner = spawn_cli("-d", database_url, "-m", str(migrations), "migrate", "--lock-wait", "0.5")
         code = runner.wait(30)
         _, stderr = runner.communicate()
