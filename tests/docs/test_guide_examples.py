@@ -49,13 +49,29 @@ def project(tmp_path_factory, pg_server):
 
 
 def _stop_processes_started_in(root: Path) -> None:
-    import psutil
+    """SIGTERM every process whose working directory is inside ``root`` (Linux: read from /proc)."""
+    import signal
+    import time
 
-    for process in psutil.process_iter(["cwd"]):
-        with contextlib.suppress(psutil.Error):
-            if process.info["cwd"] and Path(process.info["cwd"]).is_relative_to(root):
-                process.terminate()
-                process.wait(5)
+    def running_in_root() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / "cwd")).is_relative_to(root):
+                    found.append(int(entry.name))
+        return found
+
+    for pid in running_in_root():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while running_in_root() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in running_in_root():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def run_example(
