@@ -32,3 +32,17 @@ Feature: No secrets in deploy logs and health responses
     Then the deploy logs show the build's output and the start command with the password masked
     And nothing the deploys printed or wrote contains the password
     And no report attachment of this scenario contains the password
+
+  @blocker @allure.label.story:No_passwords_in_deploy_logs @allure.link.docs:security
+  Scenario: The start log never holds the password, even when the start command prints its environment
+    Apps print their environment when they crash. The start command's output
+    reaches the start log through pgship's scrubber for as long as it runs;
+    the log is readable by its owner only.
+
+    Given a database at release 1
+    And the release's start command prints its environment, database URL and password included
+    When the deploy pipeline ships release 2
+    Then the pipeline succeeds
+    And the start log shows the database URL with the password masked
+    And nothing the deploys printed or wrote contains the password
+    And the start log and its folder can be read by their owner only

@@ -37,6 +37,17 @@ Feature: Troubleshooting a deploy
     And the pipeline fails at the wait stage with exit code 3
     And the deploy log says it could not connect to the database after waiting, and what to check
 
+  @critical @allure.label.story:Deployment_stuck_waiting_for_the_database @allure.link.docs:deployment-stuck-waiting-for-the-database
+  Scenario: A wrong database password fails the deploy at once with exit code 6, which is not worth retrying
+    A CI wrapper retries exit code 3 (the database may still be starting);
+    a password the server refuses will never work, however long it waits.
+
+    Given a database at release 3
+    And the deploy's database URL has a wrong password
+    When the deploy pipeline ships release 5, waiting at most 30 seconds for the database
+    Then the pipeline fails at the wait stage with exit code 6
+    And the deploy log says the password was refused and that waiting will not help, without waiting
+
   @critical @allure.label.story:Schema_out_of_sync @allure.link.docs:schema-out-of-sync
   Scenario: `/health/database` shows which migrations the database is missing, until they are applied
     The release's code runs, but its migrations did not: the deploy's

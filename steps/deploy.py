@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from dataclasses import replace
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from behave import given, then, when
 
@@ -91,6 +92,8 @@ def start_command(context: Any) -> str:
     """``sh start.sh``, or with the database URL written into it (the scripts ignore it)."""
     if context.world.facts.get("url_in_start_command"):
         return f"sh start.sh {shlex.quote(scenario_link(context.world).url)}"
+    if context.world.facts.get("start_prints_environment"):
+        return 'env; echo "url=$DATABASE_URL"; sh start.sh'
     return "sh start.sh"
 
 
@@ -100,6 +103,8 @@ def ship(
     """Run the pipeline for release ``number`` to the end and keep its result."""
     arguments = pipeline_arguments(context, number, wait_s=wait_s, accept_warn=accept_warn)
     cli = through_link(context.world)
+    if context.world.facts.get("wrong_password"):
+        cli = replace(cli, database_url=_with_wrong_password(cli.database_url))
     result = cli.run(*arguments, json_output=as_json, mode=SUBPROCESS, timeout=180)
     return remember(context, result)
 
@@ -140,6 +145,20 @@ def stage_outcomes(result: CommandResult) -> list[tuple[str, str]]:
             outcomes.append((current, end["outcome"].lower()))
             current = None
     return outcomes
+
+
+WRONG_PASSWORD = "Not-The-Password-6"
+
+
+def _with_wrong_password(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{WRONG_PASSWORD}@{parts.hostname}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@given("the deploy's database URL has a wrong password")
+def wrong_password(context: Any) -> None:
+    context.world.facts["wrong_password"] = True
 
 
 @given("the release's build is broken")
@@ -351,6 +370,15 @@ def log_gave_up(context: Any) -> None:
     assert "Check that the database is running and reachable" in stderr, stderr
 
 
+@then("the deploy log says the password was refused and that waiting will not help, without waiting")
+def log_refused_for_good(context: Any) -> None:
+    stderr = pipeline(context).stderr
+    assert "password authentication failed" in stderr, stderr
+    assert "waiting will not help" in stderr and "exit 6" in stderr, stderr
+    assert "database not ready" not in stderr and "after waiting" not in stderr, f"it waited:\n{stderr}"
+    assert WRONG_PASSWORD not in pipeline(context).output
+
+
 @then("the deploy log names the file of migration {version}, the line that failed and the database's reason")
 def log_names_failure(context: Any, version: str) -> None:
     expected = EXPECTED_FAILURES[version]
@@ -395,6 +423,29 @@ def _password_forms(context: Any) -> list[str]:
     return [password, quote(password, safe="")]
 
 
+@given("the release's start command prints its environment, database URL and password included")
+def start_prints_environment(context: Any) -> None:
+    context.world.facts["start_prints_environment"] = True
+
+
+@then("the start log shows the database URL with the password masked")
+def start_log_masked(context: Any) -> None:
+    text = release_scripts(context).start_log.read_text(errors="replace")
+    assert re.search(r"^DATABASE_URL=postgresql://\w+:\*+@127\.0\.0\.1:\d+/\w+$", text, re.M), (
+        f"the start log does not show the database URL, masked:\n{text}"
+    )
+    assert re.search(r"^url=postgresql://\w+:\*+@", text, re.M), text
+
+
+@then("the start log and its folder can be read by their owner only")
+def start_log_private(context: Any) -> None:
+    import stat
+
+    log = release_scripts(context).start_log
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600, oct(log.stat().st_mode)
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700, oct(log.parent.stat().st_mode)
+
+
 @given("the release's start command has the database URL written into it")
 def url_in_start_command(context: Any) -> None:
     context.world.facts["url_in_start_command"] = True
@@ -416,7 +467,8 @@ def masked_in_logs(context: Any) -> None:
 @then("nothing the deploys printed or wrote contains the password")
 def nothing_contains_password(context: Any) -> None:
     results = context.world.facts["pipelines"]
-    assert {r.exit_code for r in results} == {0, 1, 3}, [r.exit_code for r in results]
+    if not context.world.facts.get("start_prints_environment"):
+        assert {r.exit_code for r in results} == {0, 1, 3}, [r.exit_code for r in results]
     texts = {f"`{r.display()}` (exit {r.exit_code})": r.output for r in results}
     for result in results:
         if "--json" in result.argv:

@@ -27,7 +27,7 @@ EVERY_COMMAND = (
     ("repair",),
     ("baseline", "001"),
     ("diff",),
-    ("wait", "--timeout", "1"),
+    ("wait", "--wait", "1"),
 )
 
 WRONG_PASSWORD = "Wr0ng-Pa55word-f0r-the-scan"
@@ -65,13 +65,13 @@ def every_command(context: Any) -> None:
 def wrong_password_and_no_server(context: Any) -> None:
     world = context.world
     password = password_of(world.database_url) or ""
-    for url in (
-        _with_password(world.database_url, WRONG_PASSWORD),
-        _with_password(world.database_url, password, port=_closed_port()),
+    for url, code, meaning in (
+        (_with_password(world.database_url, WRONG_PASSWORD), 6, "refused for good"),
+        (_with_password(world.database_url, password, port=_closed_port()), 3, "unreachable"),
     ):
         for as_json in (False, True):
             result = world.cli.run("migrate", "-d", url, json_output=as_json)
-            assert result.exit_code == 3, f"expected exit code 3 (unreachable):\n{result.output}"
+            assert result.exit_code == code, f"expected exit code {code} ({meaning}):\n{result.output}"
 
 
 @then("none of their output contains a password")
@@ -79,6 +79,7 @@ def no_password_in_output(context: Any) -> None:
     secrets = _secrets(context)
     results = context.world.cli.history
     assert len(results) >= 2 * len(EVERY_COMMAND), "the commands did not all run"
+
     for result in results:
         assert result.output.strip(), f"`{result.display()}` printed nothing, so there was nothing to check"
         if "--json" in result.argv:
@@ -110,3 +111,42 @@ def _results_dir(context: Any) -> Path:
     raise AssertionError(
         "the Allure formatter is not active in this run, so there are no attachments to scan"
     )
+
+
+def _malformed_urls(url: str) -> dict[str, str]:
+    """The scenario's URL, written wrongly in each way people get it wrong."""
+    parts = urlsplit(url)
+    password = quote(password_of(url) or "", safe="")
+    host = f"{parts.hostname}:{parts.port}{parts.path}"
+    return {
+        "a colon missing": f"postgresql//{parts.username}:{password}@{host}",
+        "a slash missing": f"postgresql:/{parts.username}:{password}@{host}",
+        "a space in the password": f"postgresql://{parts.username}:{password} x@{host}",
+        "a # in the password": f"postgresql://{parts.username}:{password}#x@{host}",
+        "a ? in the password": f"postgresql://{parts.username}:{password}?x@{host}",
+        "an @ in the password": f"postgresql://{parts.username}:{password}@x@{host}",
+        "a port that is not a number": f"postgresql://{parts.username}:{password}@{parts.hostname}:5x{parts.path}",
+    }
+
+
+@when("every pgship command is given the database URL written wrongly, in each way people get it wrong")
+def every_command_malformed(context: Any) -> None:
+    world = context.world
+    world.facts["malformed"] = _malformed_urls(world.database_url)
+    world.facts["malformed_from"] = len(world.cli.history)
+    for url in world.facts["malformed"].values():
+        for command in (*EVERY_COMMAND, ("deploy", "--wait", "1")):
+            for as_json in (False, True):
+                world.cli.run(*command, "-d", url, json_output=as_json)
+
+
+@then("every command refuses it as not a valid postgresql:// URL, with exit code {code:d}")
+def every_command_refused(context: Any, code: int) -> None:
+    results = context.world.cli.history[context.world.facts["malformed_from"] :]
+    expected = len(context.world.facts["malformed"]) * (len(EVERY_COMMAND) + 1) * 2
+    assert len(results) == expected, f"{len(results)} commands ran, expected {expected}"
+    for result in results:
+        shown = f"`{result.display()}` exited {result.exit_code}:\n{result.output}"
+        assert result.exit_code == code, shown
+        assert "not a valid postgresql:// URL" in result.output, shown
+        assert "bug in pgship" not in result.output, shown

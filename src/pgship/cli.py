@@ -17,16 +17,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pgship import __version__, config
-from pgship.database import ConnectAttempt, connect, describe, passwords_in
-from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, UsageError
+from pgship.database import ConnectAttempt, check_url, connect, describe, passwords_in
+from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, Refused, UsageError
 from pgship.history import TrackingTable
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
-from pgship.output import Output, status_for
-from pgship.planner import Plan, State
-from pgship.runner import Event, MigrateResult, Runner, RunOptions, hold_signals, release_held_signals
+from pgship.output import Output, library_output, status_for
+from pgship.planner import Plan, State, empty_directory_refusal
+from pgship.runner import (
+    Event,
+    MigrateResult,
+    Runner,
+    RunOptions,
+    hold_signals,
+    raise_refusals,
+    release_held_signals,
+)
 
 if TYPE_CHECKING:
     from pgship.replay import ReplayOptions
@@ -46,7 +54,9 @@ settings: flags > environment (DATABASE_URL or PG* variables, PGSHIP_MIGRATIONS_
 PGSHIP_TABLE) > [tool.pgship] in pyproject.toml (migrations_dir, table).
 
 exit codes: 0 ok, 1 a migration or stage failed, 2 invalid input or refused (nothing
-changed), 3 database unreachable, 4 lock not acquired, 5 not in sync (status --check).
+changed), 3 database unreachable within the wait (worth retrying), 4 lock not acquired,
+5 not in sync (status --check, diff), 6 the database refused the connection for good
+(wrong password, no such database or role, a refused parameter: do not retry), 130 interrupted.
 
 examples:
   pgship status                      what is applied, what is pending
@@ -89,7 +99,7 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 def _wait_option(parser: argparse.ArgumentParser, default: float = 0.0) -> None:
     parser.add_argument(
         "--wait",
-        type=_seconds,
+        type=wait_seconds,
         default=default,
         metavar="SECONDS",
         help=f"wait up to SECONDS for the database to accept connections (default: {default:g})",
@@ -106,6 +116,16 @@ def _plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-missing", action="store_true", help="run even though applied migrations' files were deleted"
     )
+    _allow_empty_option(parser)
+
+
+def _allow_empty_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a migrations directory with no files although the database has applied migrations "
+        "(refused by default: the directory is probably the wrong one)",
+    )
 
 
 def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) -> None:
@@ -119,7 +139,7 @@ def _replay_arguments(parser: argparse.ArgumentParser, *, implies_replay: bool) 
     )
     parser.add_argument(
         "--replay-pg-version",
-        type=int,
+        type=_integer_type(1, what="major version"),
         metavar="N",
         default=None,
         help="major version of the embedded PostgreSQL (16 or 18; default 16)" + implies,
@@ -137,28 +157,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """How patient a migration run is (migrate, deploy)."""
     parser.add_argument(
         "--lock-wait",
-        type=_seconds,
+        type=wait_seconds,
         default=RunOptions.lock_wait_s,
         metavar="SECONDS",
         help="wait this long for another run's lock, then exit 4 (default: %(default)g)",
     )
     parser.add_argument(
         "--lock-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=RunOptions.lock_timeout_s,
         metavar="SECONDS",
         help="lock_timeout for a migration's first attempt; doubled on each retry (default: %(default)g)",
     )
     parser.add_argument(
         "--lock-retries",
-        type=int,
+        type=retry_count,
         default=RunOptions.lock_retries,
         metavar="N",
         help="retries after a lock timeout (default: %(default)d)",
     )
     parser.add_argument(
         "--statement-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=None,
         metavar="SECONDS",
         help="statement_timeout for migrations (default: none)",
@@ -183,8 +203,24 @@ def _lint_options(parser: argparse.ArgumentParser, *, default_on: bool) -> None:
     parser.add_argument("--lint-strict", action="store_true", help="lint findings fail the command (exit 2)")
 
 
+class BadArguments(Exception):
+    """The command line cannot be parsed (raised instead of argparse's print-and-exit)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that an error is raised, so ``main`` reports it like any bad input (JSON too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadArguments(self, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pgship",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -216,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
         "or ahead (applied by a newer release). Changes nothing.",
     )
     status.add_argument("--check", action="store_true", help="exit 5 unless the database matches the files")
+    listing = status.add_mutually_exclusive_group()
+    listing.add_argument(
+        "--pending",
+        action="store_true",
+        help="list only pending migrations (in JSON too); counts stay complete",
+    )
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every migration even when there are more than {STATUS_LIST_LIMIT} (by default a long "
+        "list shows only the migrations that are not plainly applied, with a count of the others)",
+    )
     _wait_option(status)
 
     migrate = add(
@@ -257,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay every migration on an empty database (embedded PostgreSQL unless --replay-url)",
     )
+    _allow_empty_option(verify)
     _replay_arguments(verify, implies_replay=True)
     _lint_options(verify, default_on=False)
     _wait_option(verify)
@@ -309,25 +358,66 @@ def build_parser() -> argparse.ArgumentParser:
     wait = add(
         "wait",
         "wait until the database accepts connections",
-        "Poll the database until it accepts a connection (exit 0) or the time runs out (exit 3).",
+        "Poll the database until it accepts a connection (exit 0) or --wait runs out (exit 3).\n"
+        "A wrong password, a missing database or role fails at once (exit 6): waiting will not help.",
     )
-    wait.add_argument(
-        "--timeout", type=_seconds, default=60.0, metavar="SECONDS", help="default: %(default)g"
-    )
+    _wait_option(wait, default=60.0)
+    # the name of this option before every other command's: still accepted, no longer shown
+    wait.add_argument("--timeout", dest="wait", type=wait_seconds, help=argparse.SUPPRESS)
 
     for extension in _EXTENSIONS:
         extension(add)
     return parser
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text.rstrip("s"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+def _seconds_type(*, zero_allowed: bool) -> Callable[[str], float]:
+    """An argparse type for a duration: a finite number of seconds (``1.5`` or ``1.5s``).
+
+    ``zero_allowed`` for waits (0: try once, do not wait); timeouts must be at least 1 ms, since
+    PostgreSQL counts them in milliseconds and a 0 there means *no* timeout at all.
+    """
+
+    def parse(text: str) -> float:
+        import math
+
+        try:
+            value = float(text.strip().removesuffix("s"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+        if zero_allowed and value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
+        if not zero_allowed and value < 0.001:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be at least 0.001 seconds (1 ms)")
+        return value
+
+    parse.__name__ = "seconds"  # argparse names the type in "invalid seconds value"
+    return parse
+
+
+def _integer_type(minimum: int, maximum: int | None = None, what: str = "number") -> Callable[[str], int]:
+    """An argparse type for a whole number within bounds."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+            raise argparse.ArgumentTypeError(f"{text!r}: the {what} must be {bounds}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+#: The types of every numeric option of every command, checked while parsing: before anything connects.
+wait_seconds = _seconds_type(zero_allowed=True)  # --wait, --lock-wait, --cache-ttl: 0 means "do not wait"
+timeout_seconds = _seconds_type(zero_allowed=False)  # --lock-timeout, --statement-timeout, other timeouts
+retry_count = _integer_type(0, what="count")  # --lock-retries: 0 means one attempt, no retry
+port_number = _integer_type(1, 65535, what="port")
 
 
 # -- commands ----------------------------------------------------------------------
@@ -362,8 +452,9 @@ class Context:
                     f"{attempt.remaining_s:.0f} s more"
                 )
 
-        option = "--timeout" if self.args.command == "wait" else "--wait"
-        return connect(self.settings.database_url, wait_s=wait, on_retry=on_retry, wait_option=option)
+        return connect(
+            self.settings.database_url, wait_s=wait, on_retry=on_retry, named=self.settings.has_database
+        )
 
     def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
         target = describe(self.settings.database_url)
@@ -396,15 +487,41 @@ def _target(args: argparse.Namespace) -> Version | None:
         raise UsageError(f"--target: {exc}") from None
 
 
+def newest_applied(runner: Runner, result: MigrateResult) -> str | None:
+    """The newest version in the tracking table after a run that applied out-of-order files.
+
+    The last file applied is then not the newest version applied (002 applied after 003).
+    """
+    if not result.applied:
+        return None
+    try:
+        rows = runner.read_history().rows
+    except PgshipError:
+        return None
+    return str(max(row.version for row in rows)) if rows else None
+
+
+def _with_empty_refusal(discovery: Discovery, plan: Plan, args: argparse.Namespace) -> Plan:
+    """Add the refusal of an empty directory on a migrated database, unless --allow-empty."""
+    refusal = None if getattr(args, "allow_empty", False) else empty_directory_refusal(discovery, plan)
+    if refusal is not None:
+        plan.refusals.append(refusal)
+    return plan
+
+
 def cmd_status(ctx: Context) -> int:
     discovery = ctx.discover()
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(discovery)
     payload = {**ctx.header(), **plan_payload(plan)}
+    if ctx.args.pending:
+        pending = {str(e.version) for e in plan.with_state(State.PENDING, State.OUT_OF_ORDER)}
+        payload["migrations"] = [m for m in payload["migrations"] if m["version"] in pending]
     if ctx.out.as_json:
         ctx.out.document(payload)
     else:
-        render_status(ctx.out, plan)
+        listing = "pending" if ctx.args.pending else ("all" if ctx.args.all else "auto")
+        render_status(ctx.out, plan, listing=listing)
     if ctx.args.check and not plan.in_sync:
         return ExitCode.OUT_OF_SYNC
     return ExitCode.OK
@@ -415,6 +532,8 @@ def cmd_migrate(ctx: Context) -> int:
     discovery = ctx.discover()
     options = run_options_from(args)
     with ctx.connect() as conn:
+        if not discovery.migrations and not args.allow_empty:
+            raise_refusals(_with_empty_refusal(discovery, ctx.runner(conn).plan(discovery), args))
         try:
             result = ctx.runner(conn, options).migrate(
                 discovery,
@@ -425,6 +544,9 @@ def cmd_migrate(ctx: Context) -> int:
             hold_signals()  # the run is decided: report it whole; a late signal only changes the exit code
         except PgshipError as error:
             partial = error.partial_result
+            if isinstance(partial, MigrateResult) and isinstance(error, Refused) and not partial.applied:
+                with contextlib.suppress(Exception):  # refused before counting: count for the report
+                    partial.already_applied = len(ctx.runner(conn).read_history().rows)
             if isinstance(partial, MigrateResult):
                 if partial.applied and not ctx.out.as_json:
                     ctx.out.stop_progress()
@@ -435,6 +557,7 @@ def cmd_migrate(ctx: Context) -> int:
                 payload = {**ctx.header(), **migrate_payload(partial, status_for(error))}
                 error.payload = payload  # type: ignore[attr-defined]
             raise
+        latest = newest_applied(ctx.runner(conn), result) if args.allow_out_of_order else None
     for warning in result.warnings:
         ctx.out.warn(warning)
     result.warnings = [*discovery.warnings, *result.warnings]  # in JSON too (printed already as text)
@@ -447,7 +570,7 @@ def cmd_migrate(ctx: Context) -> int:
         ctx.out.line(
             f"Applied {len(result.applied)} migration{'s' if len(result.applied) != 1 else ''} "
             f"in {seconds:.2f} s ({result.already_applied} already applied). "
-            f"Database is at version {result.applied[-1].version}."
+            f"Database is at version {latest or result.applied[-1].version}."
         )
     else:
         latest = discovery.latest
@@ -470,6 +593,7 @@ def cmd_plan(ctx: Context) -> int:
             allow_out_of_order=args.allow_out_of_order,
             allow_missing=args.allow_missing,
         )
+    _with_empty_refusal(discovery, plan, args)
     problems: list[Any] = []
     scripts: dict[Any, Any] = {}
     try:
@@ -517,7 +641,7 @@ def cmd_verify(ctx: Context) -> int:
     plan: Plan | None = None
     if ctx.settings.has_database and not args.no_database:
         with ctx.connect() as conn:
-            plan = ctx.runner(conn).plan(discovery, allow_missing=False)
+            plan = _with_empty_refusal(discovery, ctx.runner(conn).plan(discovery, allow_missing=False), args)
         payload.update(plan_payload(plan))
         payload["refusals"] = [asdict(r) for r in plan.refusals if r.kind != "out_of_order"]
     else:
@@ -529,7 +653,12 @@ def cmd_verify(ctx: Context) -> int:
     failed = bool(refusals) or bool(args.lint_strict and findings)
     payload["status"] = "failed" if failed else "ok"
     if not ctx.out.as_json:
-        ctx.out.line(f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']}).")
+        if discovery.migrations:
+            ctx.out.line(
+                f"{len(discovery.migrations)} migration files are valid (newest {payload['latest']})."
+            )
+        else:
+            ctx.out.line(f"No migration files in {discovery.directory}: nothing to check.")
         if plan is not None and not refusals and plan.applied_count:
             ctx.out.line(f"Applied migrations match their files ({plan.applied_count} checked).")
         elif plan is not None and not refusals:
@@ -551,6 +680,7 @@ def _replay_options(ctx: Context) -> ReplayOptions:
 
     url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
     ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
+    check_url(url)
     return ReplayOptions(
         url=url,
         pg_version=ctx.args.replay_pg_version,
@@ -686,7 +816,7 @@ def cmd_repair(ctx: Context) -> int:
 
 def cmd_wait(ctx: Context) -> int:
     started = time.monotonic()
-    with ctx.connect(wait_s=ctx.args.timeout) as conn:
+    with ctx.connect() as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
     waited = time.monotonic() - started
     if ctx.out.as_json:
@@ -759,6 +889,10 @@ def migrate_payload(result: MigrateResult, status: str) -> dict[str, Any]:
     }
 
 
+#: A lint finding repeated in this many files or more is shown once, with the count and the first files.
+LINT_GROUP_FROM = 4
+#: Above this many migrations, `status` lists only those not plainly applied (unless --all).
+STATUS_LIST_LIMIT = 50
 _STATE_NOTES = {
     State.PENDING: "pending",
     State.OUT_OF_ORDER: "out of order",
@@ -779,12 +913,21 @@ _STATE_COUNTS = {  # the summary line under the table: "5 applied, 1 pending, 1 
 }
 
 
-def render_status(out: Output, plan: Plan) -> None:
+def render_status(out: Output, plan: Plan, *, listing: str = "auto") -> None:
+    """The status table: every row (``all``), pending rows (``pending``), or, for ``auto``, every row
+    of a short list and the rows needing attention (not plainly applied) of a long one."""
     if not plan.entries:
         out.line("No migrations: no files and nothing recorded in the database.")
         return
+    entries = plan.entries
+    not_listed = 0
+    if listing == "pending":
+        entries = plan.with_state(State.PENDING, State.OUT_OF_ORDER)
+    elif listing == "auto" and len(entries) > STATUS_LIST_LIMIT:
+        entries = [e for e in entries if e.state != State.APPLIED]
+        not_listed = len(plan.entries) - len(entries)
     rows = [("VERSION", "STATE", "APPLIED AT", "MS", "NAME")]
-    for entry in plan.entries:
+    for entry in entries:
         applied = entry.applied
         rows.append(
             (
@@ -796,6 +939,9 @@ def render_status(out: Output, plan: Plan) -> None:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    if listing == "pending" and not entries:
+        rows = []
+        out.line("No pending migrations.")
     for row in rows:
         out.line(
             "  "
@@ -806,6 +952,12 @@ def render_status(out: Output, plan: Plan) -> None:
     summary = ", ".join(
         f"{len(plan.with_state(state))} {_STATE_COUNTS[state]}" for state in State if plan.with_state(state)
     )
+    if not_listed:
+        latest = plan.latest_applied
+        out.line(
+            f"  ({not_listed} applied migrations not listed, up to {latest}; `pgship status --all` lists "
+            "every one, `--pending` only the pending ones)"
+        )
     out.line()
     out.line(f"{summary}.")
     for warning in plan.warnings:
@@ -874,10 +1026,21 @@ def render_diff(out: Output, result: SchemaDiff, database: str) -> None:
 def _render_findings(out: Output, findings: list[Any], lint_error: str | None) -> None:
     if lint_error:
         out.warn(f"lint skipped: {lint_error}")
-    for finding in findings:
-        out.line(f"lint: {finding.file}:{finding.line}:{finding.column}: {finding.message} [{finding.rule}]")
-        if finding.help:
-            out.line(f"      {finding.help}")
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for finding in findings:  # the same finding in many files is one line, not thousands
+        groups.setdefault((finding.rule, finding.message, finding.help or ""), []).append(finding)
+    for (rule, message, help_text), found in groups.items():
+        if len(found) <= LINT_GROUP_FROM - 1:
+            for finding in found:
+                out.line(f"lint: {finding.file}:{finding.line}:{finding.column}: {message} [{rule}]")
+        else:
+            shown = ", ".join(f"{f.file}:{f.line}" for f in found[:3])
+            out.line(
+                f"lint: {message} [{rule}] in {len(found):,} files: {shown}, and {len(found) - 3:,} more "
+                "(`--json` lists every one)"
+            )
+        if help_text:
+            out.line(f"      {help_text}")
 
 
 def _lint(ctx: Context, migrations: list[Any], scripts: dict[Any, Any]) -> tuple[list[Any], str | None]:
@@ -921,7 +1084,7 @@ def run() -> None:
     """
     gc.disable()
     try:
-        code = main()
+        code = main(for_process=True)
     except KeyboardInterrupt:  # landed between main's handlers and here: the command had finished
         code = int(ExitCode.INTERRUPTED)
     hold_signals()  # interpreter shutdown restores the default handlers: a SIGTERM then would give 143
@@ -935,15 +1098,27 @@ def run() -> None:
     os._exit(code)  # no interpreter shutdown: nothing is left to clean up, and no window for SIG_DFL
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one pgship command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, for_process: bool = False) -> int:
+    """Run one pgship command; returns the exit code.
+
+    ``for_process``: this process ends with the command, so what libraries print while it exits
+    (finalizers of connections) stays routed through the scrubber.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except BadArguments as bad:
+        return _bad_arguments(bad, list(sys.argv[1:] if argv is None else argv))
     as_json = bool(getattr(args, "json", False))
     out = Output(as_json=as_json)
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         with contextlib.suppress(ValueError):  # ValueError: not the main thread (in-process use)
             signal.signal(signal.SIGTERM, _raise_interrupt)
+    with library_output(out, debug=_debug(), restore=not for_process):
+        return _run_command(args, out)
+
+
+def _run_command(args: argparse.Namespace, out: Output) -> int:
     try:
         settings = config.resolve(
             database_url=getattr(args, "database_url", None),
@@ -951,6 +1126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             table=getattr(args, "table", None),
         )
         out.secrets = passwords_in(settings.database_url)
+        if args.command != "new" and not getattr(args, "no_database", False):
+            check_url(settings.database_url)  # a malformed URL is bad input (exit 2), before anything runs
         ctx = Context(args, settings, out)
         code = int(COMMANDS[args.command](ctx))
         if release_held_signals():
@@ -976,6 +1153,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.FAILED)
     finally:
         out.stop_progress()
+
+
+def _bad_arguments(bad: BadArguments, argv: list[str]) -> int:
+    """An unparsable command line: usage and the reason (or a JSON document), exit 2, nothing run."""
+    import os
+
+    secrets = {secret for arg in argv for secret in passwords_in(arg, environ={})}
+    out = Output(as_json="--json" in argv, secrets=[*secrets, *passwords_in(None, os.environ)])
+    if not out.as_json:
+        out.stderr.write(out.clean(bad.parser.format_usage()))
+    command = next((arg for arg in argv if arg in COMMANDS), None)
+    error = UsageError(
+        f"{bad.parser.prog}: {bad.message}", hint=f"See `{bad.parser.prog} --help`. Nothing was run."
+    )
+    out.error(error, {"command": command})
+    return int(ExitCode.INVALID)
 
 
 def _debug() -> bool:

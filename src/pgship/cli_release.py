@@ -20,12 +20,14 @@ from pgship.cli import (
     COMMANDS,
     Context,
     _plan_options,
-    _seconds,
     _target,
     _wait_option,
     add_run_options,
     migrate_payload,
+    port_number,
     run_options_from,
+    timeout_seconds,
+    wait_seconds,
 )
 from pgship.errors import ExitCode, PgshipError, StageFailed, UsageError
 from pgship.output import Output
@@ -58,7 +60,7 @@ def add_serve(add: AddCommand) -> None:
 
     serve = add("serve", "serve the health endpoints over HTTP", SERVE_DESCRIPTION)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8080, help="default: %(default)d")
+    serve.add_argument("--port", type=port_number, default=8080, help="default: %(default)d")
     serve.add_argument(
         "--release-id",
         metavar="ID",
@@ -73,14 +75,14 @@ def add_serve(add: AddCommand) -> None:
     )
     serve.add_argument(
         "--cache-ttl",
-        type=_seconds,
+        type=wait_seconds,
         default=DEFAULT_CACHE_TTL_S,
         metavar="SECONDS",
         help="reuse a database check this long (default: %(default)g; 0: check on every request)",
     )
     serve.add_argument(
         "--check-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=DEFAULT_CHECK_TIMEOUT_S,
         metavar="SECONDS",
         help="a database check that takes longer fails with 503 (default: %(default)g)",
@@ -205,7 +207,9 @@ left running, with its output in --start-log. Commands get DATABASE_URL, PGSHIP_
 PGSHIP_TABLE and PGSHIP_RELEASE_ID in their environment.
 
 exit codes: 0 deployed, 1 a migration, command or the health gate failed, 2 invalid or
-refused migration files, 3 database unreachable, 4 migration lock not acquired, 130 interrupted.
+refused migration files or options, 3 database unreachable within --wait, 4 migration lock not
+acquired, 6 the database refused the connection (password, database, role: waiting will not
+help), 130 interrupted.
 """
 
 
@@ -220,7 +224,7 @@ def add_deploy(add: AddCommand) -> None:
     deploy.add_argument("--start", metavar="CMD", help="shell command that starts the release")
     deploy.add_argument(
         "--start-grace",
-        type=_seconds,
+        type=timeout_seconds,
         default=DeployOptions.start_grace_s,
         metavar="SECONDS",
         help="a start command still running after this long is a service (default: %(default)g)",
@@ -235,7 +239,7 @@ def add_deploy(add: AddCommand) -> None:
     deploy.add_argument("--health-url", metavar="URL", help="health endpoint to poll after the start")
     deploy.add_argument(
         "--health-timeout",
-        type=_seconds,
+        type=timeout_seconds,
         default=DeployOptions.health_timeout_s,
         metavar="SECONDS",
         help="how long to wait for pass (default: %(default)g)",
@@ -286,6 +290,7 @@ def cmd_deploy(ctx: Context) -> int:
         target=_target(args),
         allow_out_of_order=args.allow_out_of_order,
         allow_missing=args.allow_missing,
+        allow_empty=args.allow_empty,
         run_options=run_options_from(args),
     )
     report = Deployment(

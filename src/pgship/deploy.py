@@ -20,10 +20,11 @@ Choices a real deploy needs, and why:
 * **commands get the deploy's settings in their environment** (``DATABASE_URL``,
   ``PGSHIP_MIGRATIONS_DIR``, ``PGSHIP_TABLE``, ``PGSHIP_RELEASE_ID``), so a start
   command never needs a password on its command line, where ``ps`` would show it.
-* **exit codes keep their meaning** (DESIGN.md): the deploy exits with the code of
-  the error that stopped it: 3 database unreachable (wait), 2 invalid or refused
-  files (verify), 4 migration lock not acquired, 1 a migration, a command or the
-  health gate failed, 130 interrupted.
+* **exit codes keep their meaning** (README.md): the deploy exits with the code of
+  the error that stopped it: 3 database unreachable within the wait, 6 the database
+  refused the connection for good (password, database, role), 2 invalid or refused
+  files, 4 migration lock not acquired, 1 a migration, a command or the health gate
+  failed, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -32,19 +33,21 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
-from collections.abc import Iterable
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pgship.database import ConnectAttempt, connect, describe, scrub
 from pgship.errors import Interrupted, PgshipError, StageFailed
 from pgship.history import TrackingTable
 from pgship.migrations import Discovery, Version, discover, require_parsed
+from pgship.planner import empty_directory_refusal
 from pgship.runner import Event, EventSink, MigrateResult, Runner, RunOptions, raise_refusals
 
 if TYPE_CHECKING:
@@ -87,6 +90,7 @@ class DeployOptions:
     target: Version | None = None
     allow_out_of_order: bool = False
     allow_missing: bool = False
+    allow_empty: bool = False  # a directory with no files, on a database with applied migrations
     run_options: RunOptions = field(default_factory=RunOptions)
 
 
@@ -181,6 +185,7 @@ class Deployment:
         self.conn: psycopg.Connection | None = None
         self.discovery: Discovery | None = None
         self.service: subprocess.Popen[bytes] | None = None
+        self.relay: subprocess.Popen[bytes] | None = None
 
     # -- orchestration ---------------------------------------------------------
     def run(self) -> DeployReport:
@@ -263,7 +268,12 @@ class Deployment:
                     )
                 )
 
-        self.conn = connect(self.settings.database_url, wait_s=self.options.wait_s, on_retry=on_retry)
+        self.conn = connect(
+            self.settings.database_url,
+            wait_s=self.options.wait_s,
+            on_retry=on_retry,
+            named=self.settings.has_database,
+        )
         version = self.conn.info.parameter_status("server_version")
         return f"accepting connections (PostgreSQL {version})"
 
@@ -289,6 +299,9 @@ class Deployment:
             self.emit(Event("warning", warning))
         require_parsed(self.discovery.migrations)
         plan = self._runner().plan(self.discovery, **self._plan_options())
+        refusal = None if self.options.allow_empty else empty_directory_refusal(self.discovery, plan)
+        if refusal is not None:
+            plan.refusals.append(refusal)
         raise_refusals(plan)
         for warning in plan.warnings:
             self.emit(Event("warning", warning))
@@ -312,9 +325,13 @@ class Deployment:
             return f"nothing to apply ({result.already_applied} already applied)"
         versions = ", ".join(a.version for a in result.applied)
         count = len(result.applied)
+        latest = result.applied[-1].version
+        if self.options.allow_out_of_order:  # an older file applied: the newest may be another one
+            with suppress(PgshipError):
+                latest = str(max(row.version for row in self._runner().read_history().rows))
         return (
             f"applied {count} migration{'s' if count != 1 else ''} ({versions}) in "
-            f"{format_duration(result.duration_ms)}; database at {result.applied[-1].version}"
+            f"{format_duration(result.duration_ms)}; database at {latest}"
         )
 
     def _build(self) -> str:
@@ -351,20 +368,29 @@ class Deployment:
     def _start(self) -> str:
         command = self.options.start_command or ""
         log_path = self.options.start_log
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         self.report.start_log = str(log_path)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with open(log_path, "ab") as log:
+        with open_private_log(log_path) as log:
             log.write(f"\n=== pgship deploy {stamp}: $ {self._clean(command)}\n".encode())
-            log.flush()
+        # The command's output reaches the log through a scrubber of its own, which outlives this
+        # deploy as long as the service writes: a start command that prints its environment (or a
+        # crash dump of it) never puts the password on disk.
+        relay, pipe = start_scrubbing_relay(log_path, self.secrets)
+        try:
             process = subprocess.Popen(
                 ["/bin/sh", "-c", command],
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=pipe,
                 stderr=subprocess.STDOUT,
                 env=self._environment(),
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(pipe)
+            relay.wait()
+            raise
+        os.close(pipe)
+        self.relay = relay
         try:
             code = process.wait(timeout=self.options.start_grace_s)
         except subprocess.TimeoutExpired:
@@ -374,6 +400,7 @@ class Deployment:
         except BaseException:
             _terminate(process)
             raise
+        self._drain_relay()
         if code != 0:
             raise StageFailed(
                 f"the start command exited with code {code}",
@@ -425,6 +452,7 @@ class Deployment:
             return
         log = self.options.start_log
         self.service = None
+        self._drain_relay()
         raise StageFailed(
             f"the service started by --start exited with code {code} before it was healthy",
             hint=f"See {log}. The migrations stay applied; fix the service and deploy again.",
@@ -432,6 +460,15 @@ class Deployment:
         )
 
     # -- helpers ---------------------------------------------------------------
+    def _drain_relay(self, timeout_s: float = 5.0) -> None:
+        """Let the scrubber write the last of a finished command's output before the log is read.
+
+        A daemon the command left behind may hold the pipe open: then the log is read as it is.
+        """
+        if self.relay is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self.relay.wait(timeout=timeout_s)
+
     def _environment(self) -> dict[str, str]:
         environment = dict(os.environ)
         settings = self.settings
@@ -452,6 +489,77 @@ class Deployment:
         except OSError:
             return []
         return [self._clean(line) for line in text.splitlines()[-lines:]]
+
+
+# -- the start log -------------------------------------------------------------------
+@contextmanager
+def open_private_log(path: Path) -> Iterator[BinaryIO]:
+    """Open ``path`` for appending, readable by its owner only (0600); pgship's own ``.pgship/`` is 0700.
+
+    A log another user can read is a leak even when scrubbed (a service may print its own secrets).
+    """
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=0o700)
+        os.chmod(parent, 0o700)  # mkdir's mode is filtered by the umask
+    elif parent.name == ".pgship":
+        with suppress(PermissionError):
+            os.chmod(parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with suppress(PermissionError):
+        os.fchmod(fd, 0o600)  # a log from before, created with the umask's mode
+    with os.fdopen(fd, "ab") as log:
+        yield log
+
+
+def start_scrubbing_relay(log_path: Path, secrets: Iterable[str]) -> tuple[subprocess.Popen[bytes], int]:
+    """A process that appends what it reads to ``log_path``, passwords replaced; returns it and its pipe.
+
+    It runs in a session of its own (a Ctrl-C meant for the deploy does not stop it) and ends when
+    every writer has closed the pipe. The secrets reach it through a second pipe, never the command
+    line or the environment.
+    """
+    read_end, write_end = os.pipe()
+    secrets_read, secrets_write = os.pipe()
+    try:
+        relay = subprocess.Popen(
+            [sys.executable, "-c", RELAY_PROGRAM, str(log_path), str(secrets_read)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(secrets_read,),
+            start_new_session=True,
+        )
+    except BaseException:
+        for fd in (read_end, write_end, secrets_write):
+            os.close(fd)
+        raise
+    finally:
+        os.close(secrets_read)
+    os.close(read_end)
+    with os.fdopen(secrets_write, "w", encoding="utf-8") as channel:
+        json.dump(list(secrets), channel)
+    return relay, write_end
+
+
+RELAY_PROGRAM = "import sys; from pgship.deploy import relay_main; relay_main(sys.argv[1:])"
+
+
+def relay_main(argv: list[str]) -> None:
+    """The scrubbing relay's process: ``stdin`` to the log file, line by line, scrubbed."""
+    log_path, secrets_fd = argv[0], int(argv[1])
+    with os.fdopen(secrets_fd, encoding="utf-8") as channel:
+        secrets = [s for s in json.load(channel) if s]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with open(log_path, "ab", buffering=0) as log:
+        scrub_lines(sys.stdin.buffer, log, secrets)
+
+
+def scrub_lines(source: BinaryIO, sink: BinaryIO, secrets: list[str]) -> None:
+    """Copy ``source`` to ``sink`` line by line, each line scrubbed of ``secrets`` and passwords in URLs."""
+    for raw in iter(source.readline, b""):
+        text = raw.decode("utf-8", "surrogateescape")
+        sink.write(scrub(text, secrets).encode("utf-8", "surrogateescape"))
 
 
 def _terminate(process: subprocess.Popen[Any]) -> None:

@@ -1,4 +1,4 @@
-"""Errors pgship reports, each carrying the exit code DESIGN.md assigns to it.
+"""Errors pgship reports, each carrying its exit code (README.md and docs/DEPLOYMENT.md list them).
 
 Every error knows what went wrong *and* what the reader should do next, so the
 CLI can render the same object as a human message or as JSON.
@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 3  # the database did not accept connections within the wait
     LOCKED = 4  # another runner held the migration lock for the whole wait
     OUT_OF_SYNC = 5  # status --check / diff: the database does not match the files
+    REJECTED = 6  # the database refused the connection for good (password, missing database or role)
     INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
@@ -112,6 +113,17 @@ class DatabaseUnavailable(PgshipError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "attempts": self.attempts, "waited_s": round(self.waited_s, 1)}
+
+
+class ConnectionRejected(DatabaseUnavailable):
+    """The server answered and refused: a wrong password, a missing database or role, a bad parameter.
+
+    Waiting will not fix it, so it has its own exit code: a CI wrapper that retries exit 3 must not
+    retry this one.
+    """
+
+    exit_code = ExitCode.REJECTED
+    kind = "connection_rejected"
 
 
 class ConnectionLost(PgshipError):

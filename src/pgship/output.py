@@ -9,9 +9,11 @@ faster start.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from pgship.database import scrub
@@ -59,6 +61,10 @@ class Output:
     def warn(self, text: str) -> None:
         if not self.as_json:
             print(self.clean(f"warning: {text}"), file=self.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        """A diagnostic line on stderr, scrubbed, in text and JSON mode alike (stdout stays the document)."""
+        print(self.clean(text), file=self.stderr, flush=True)
 
     def document(self, payload: dict[str, Any]) -> None:
         """The JSON result of a command (only in JSON mode)."""
@@ -146,6 +152,66 @@ class Output:
         print(self.clean("\n".join(lines)), file=self.stderr, flush=True)
 
 
+@contextmanager
+def library_output(out: Output, *, debug: bool = False, restore: bool = True) -> Iterator[None]:
+    """Route what libraries print on their own through ``out``'s scrubber, for one command.
+
+    psycopg logs "error ignored terminating <psycopg.Pipeline [BAD] host=... user=...>" and the like
+    while it cleans up after a failure (on its ``psycopg`` logger, which Python's last-resort handler
+    would print raw to stderr), and ``__del__`` methods report "Exception ignored in ...". None of it
+    tells a user anything the error does not: it is dropped, or with ``debug`` printed scrubbed.
+    Python warnings (shown only when asked for, ``-W``) are printed scrubbed. ``restore=False``
+    keeps the routing until the process exits, for finalizers that run after the command.
+    """
+    import logging
+    import warnings
+
+    logger = logging.getLogger("psycopg")
+    handler = _ScrubbingHandler(out, show=debug)
+    saved_propagate, saved_level = logger.propagate, logger.level
+    saved_showwarning, saved_unraisable = warnings.showwarning, sys.unraisablehook
+
+    def showwarning(message: Any, category: Any, filename: str, lineno: int, *_: Any) -> None:
+        out.note(f"{filename}:{lineno}: {category.__name__}: {message}")
+
+    def unraisable(info: Any) -> None:
+        if debug:
+            out.note(f"{info.err_msg or 'Exception ignored in'}: {info.object!r}: {info.exc_value!r}")
+
+    logger.addHandler(handler)
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    warnings.showwarning = showwarning
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        if restore:
+            _restore(logger, handler, saved_propagate, saved_level, saved_showwarning, saved_unraisable)
+
+
+def _restore(logger: logging.Logger, handler: logging.Handler, *saved: Any) -> None:
+    import warnings
+
+    saved_propagate, saved_level, saved_showwarning, saved_unraisable = saved
+    logger.removeHandler(handler)
+    logger.propagate, logger.level = saved_propagate, saved_level
+    warnings.showwarning, sys.unraisablehook = saved_showwarning, saved_unraisable
+
+
+class _ScrubbingHandler(logging.Handler):
+    """A log handler that prints (scrubbed) through an :class:`Output`, or drops the record."""
+
+    def __init__(self, out: Output, *, show: bool) -> None:
+        super().__init__()
+        self.out, self.show = out, show
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.show:
+            self.out.note(f"{record.name}: {record.getMessage()}")
+
+
 def status_for(error: PgshipError) -> str:
     """The JSON ``status`` of a command that ended with ``error``."""
     return {
@@ -154,6 +220,7 @@ def status_for(error: PgshipError) -> str:
         "usage": "invalid",
         "replay_unavailable": "invalid",
         "database_unavailable": "unreachable",
+        "connection_rejected": "rejected",
         "lock_not_acquired": "locked",
         "interrupted": "interrupted",
     }.get(error.kind, "failed")

@@ -49,7 +49,7 @@ class PlanEntry:
 class Refusal:
     """A reason ``migrate`` must not run without an explicit decision."""
 
-    kind: str  # drifted | missing | out_of_order
+    kind: str  # drifted | missing | out_of_order | empty
     versions: list[str]
     message: str
     hint: str
@@ -131,7 +131,12 @@ def make_plan(
             )
         )
     ahead = plan.with_state(State.AHEAD)
-    if ahead:
+    if not discovery.migrations:
+        plan.warnings.append(
+            f"no migration files in {discovery.directory}"
+            + (f" (the database has {len(ahead)} applied: {_span(ahead)})" if ahead else "")
+        )
+    elif ahead:
         plan.warnings.append(
             "the database has migrations newer than this release: "
             + ", ".join(str(e.version) for e in ahead)
@@ -160,6 +165,32 @@ def make_plan(
     ]
     plan.to_adopt = [e.file for e in plan.with_state(State.NO_CHECKSUM) if e.file]
     return plan
+
+
+def empty_directory_refusal(discovery: Discovery, plan: Plan) -> Refusal | None:
+    """A mis-pointed directory: no files at all, while the database has applied migrations.
+
+    Without files every applied migration would read as "applied by a newer release" (a warning),
+    and a deploy pointed at the wrong directory would pass. ``migrate``, ``plan``, ``verify`` and
+    ``deploy`` refuse it unless ``--allow-empty`` says it is intended.
+    """
+    applied = [e for e in plan.entries if e.applied is not None]
+    if discovery.migrations or not applied:
+        return None
+    return Refusal(
+        "empty",
+        [str(e.version) for e in applied],
+        f"no migration files in {discovery.directory}, but the database has {len(applied)} applied "
+        f"migration{'s' if len(applied) != 1 else ''} ({_span(applied)})",
+        "Is the directory right? Point pgship at the release's migrations with --migrations-dir (or "
+        "PGSHIP_MIGRATIONS_DIR, or migrations_dir in [tool.pgship]). If this release deliberately has "
+        "none, pass --allow-empty.",
+    )
+
+
+def _span(entries: list[PlanEntry]) -> str:
+    versions = [str(e.version) for e in entries]
+    return ", ".join(versions) if len(versions) <= 3 else f"{versions[0]} to {versions[-1]}"
 
 
 def _key(version: Version) -> tuple[int, ...]:

@@ -159,7 +159,7 @@ def test_no_password_in_any_output_of_any_command(probe, pg_server):
                 (["verify"], 0),
                 (["diff", "--replay-url", probe.url()], 5),  # 001 was baselined, never run: a difference
                 (["repair"], 0),
-                (["wait", "--timeout", "5"], 0),
+                (["wait", "--wait", "5"], 0),
                 (["new", "add_more"], 0),
             ]
             for command, expected in steps:
@@ -185,8 +185,8 @@ def test_no_password_when_commands_fail(probe, pg_server):
     wrong = ["-d", probe.url(WRONG_PASSWORD), "-m", str(directory)]
     unreachable = ["-d", probe.url(port=9), "-m", str(directory)]
     for output in ([], ["--json"]):
-        for command in [*database_commands, ["wait", "--timeout", "0.3"]]:
-            _run(probe, f"wrong password {command[0]}", [*wrong, *output, *command], {}, 3)
+        for command in [*database_commands, ["wait", "--wait", "0.3"]]:
+            _run(probe, f"wrong password {command[0]}", [*wrong, *output, *command], {}, 6)
             _run(probe, f"unreachable {command[0]}", [*unreachable, *output, *command], {}, 3)
         url = ["-d", probe.url(), "-m", str(directory)]
         _reset(probe)
@@ -392,3 +392,74 @@ def test_no_password_from_the_deploy_pipeline(probe, budget):
                                               "--lock-wait", "0.3"], env, 4)  # fmt: skip
     _scan_files_and_database(probe)
     _report(probe, "deploy pipeline")
+
+
+# -- first contact: malformed URLs and a start command that prints its environment ---------------------
+def _malformed(probe: Probe) -> dict[str, str]:
+    """The probe's password in URLs a person gets wrong; libpq accepts some of them, pgship refuses all."""
+    host = f"127.0.0.1:{probe.port}/{probe.dbname}"
+    encoded = quote(PASSWORD, safe="")
+    return {
+        "missing colon": f"postgresql//{ROLE}:{encoded}@{host}",
+        "one slash": f"postgresql:/{ROLE}:{encoded}@{host}",
+        "raw password": f"postgresql://{ROLE}:{PASSWORD}@{host}",  # its @, : and / unencoded
+        "raw space": f"postgresql://{ROLE}:{encoded} Leak@{host}",
+        "raw #": f"postgresql://{ROLE}:{encoded}#Leak@{host}",  # libpq reads this password
+        "raw ?": f"postgresql://{ROLE}:{encoded}?Leak@{host}",  # and this one
+        "port not a number": f"postgresql://{ROLE}:{encoded}@127.0.0.1:54x/{probe.dbname}",
+        "SQLAlchemy scheme": f"postgresql+psycopg://{ROLE}:{encoded}@{host}",
+    }
+
+
+def test_a_malformed_url_is_refused_by_every_command_without_any_piece_of_the_password(probe):
+    probe.runs, probe.hits = 0, []
+    directory = _migrations(probe, "malformed")
+    # any piece a library could quote on its own: "Leak", "Canary" are in no other text pgship prints
+    forms = secret_forms(PASSWORD, WRONG_PASSWORD, TOKEN) | {"Leak", "Canary", "42%x", "Pg$hip"}
+    commands = [
+        ["status"], ["migrate"], ["plan"], ["verify"], ["diff"], ["baseline", "001"], ["repair"],
+        ["wait", "--wait", "1"], ["serve", "--port", str(_free_port())], ["deploy", "--wait", "1"],
+    ]  # fmt: skip
+    assert {c[0] for c in commands} | {"new"} >= COVERED - {"new"}
+    for label, url in _malformed(probe).items():
+        for how, connection, env in (("-d", ["-d", url], {}), ("DATABASE_URL", [], {"DATABASE_URL": url})):
+            for output in ([], ["--json"]):
+                for command in commands:
+                    name = f"{label} ({how}) {' '.join(output + command)}"
+                    result = run_cli(*connection, "-m", str(directory), *output, *command, env=env)
+                    probe.runs += 1
+                    probe.hits += scan_text(result.stdout, forms, f"{name} stdout")
+                    probe.hits += scan_text(result.stderr, forms, f"{name} stderr")
+                    assert result.code == 2, f"{name}: exit {result.code}\n{result.output}"
+                    assert "not a valid postgresql:// URL" in result.output, f"{name}:\n{result.output}"
+                    assert "bug in pgship" not in result.output, f"{name}:\n{result.output}"
+                    if output:
+                        assert json.loads(result.stdout)["status"] == "invalid", name
+    probe.hits += scan_paths([probe.workdir], forms)
+    _report(probe, "malformed URLs, every command")
+
+
+def test_the_start_log_never_holds_the_password_even_when_the_command_prints_its_environment(probe):
+    """Every way of passing the password, a start command that dumps its environment, text and JSON."""
+    import stat
+
+    probe.runs, probe.hits = 0, []
+    _reset(probe)
+    directory = _migrations(probe, "start-env")
+    log = probe.workdir / "start-env" / ".pgship" / "start.log"
+    dump = 'env; echo "url=$DATABASE_URL pw=$PGPASSWORD"; echo "to stderr: $DATABASE_URL" >&2'
+    for form, (connection, env) in probe.forms().items():
+        for output in ([], ["--json"]):
+            _run(
+                probe,
+                f"deploy ({form}) with a start command printing its environment",
+                [*connection, "-m", str(directory), *output, "deploy", "--wait", "5", "--start", dump,
+                 "--start-log", str(log)],
+                {**env, "PGSHIP_HEALTH_TOKEN": TOKEN},
+                0,
+            )  # fmt: skip
+    text = log.read_text()
+    assert text.count("\nurl=") == 2 * len(probe.forms()), "the start command's output is not in the log"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    _scan_files_and_database(probe)
+    _report(probe, "start log of a command printing its environment")

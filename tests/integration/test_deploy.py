@@ -325,3 +325,34 @@ def test_a_database_that_never_comes_up_exits_3(migrations, tmp_path):
     assert "after waiting" in document["error"]["message"]
     assert [s["status"] for s in document["stages"]] == ["failed"] + ["skipped"] * 5
     assert "Never-Pw-77" not in out + err
+
+
+def test_the_start_log_never_holds_the_password_and_only_its_owner_can_read_it(
+    database_url, release, tmp_path, pg_server, services
+):
+    """A start command that prints its environment (as a crashing app's dump does), short or long-lived."""
+    import stat
+    from urllib.parse import quote
+
+    env = {"PGPASSWORD": pg_server.password}
+    echo = 'env; echo "url=$DATABASE_URL"; echo "raw=$PGPASSWORD"'
+    code, out, err = deploy(database_url, release, "--start", echo, cwd=tmp_path, env=env)
+    assert code == 0, out + err
+    pgship_dir = tmp_path / ".pgship"
+    log = pgship_dir / "start.log"
+    text = log.read_text()
+    assert "url=postgresql://postgres:***@" in text and "raw=***" in text, text
+    # a service still running when the deploy exits keeps writing through the scrubber
+    code, out, err = deploy(
+        database_url, release, "--json", "--start", f"{echo}; sleep 0.5; echo later=$DATABASE_URL; sleep 60",
+        "--start-grace", "0.2", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert code == 0, out + err
+    services.append(json.loads(out)["service"]["pid"])
+    wait_until(lambda: "\nlater=" in log.read_text(), timeout=30)  # a line of its own, not the command
+    text = log.read_text()
+    assert "later=postgresql://postgres:***@" in text, text
+    for form in (pg_server.password, quote(pg_server.password, safe="")):
+        assert form not in text and form not in out + err
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pgship_dir.stat().st_mode) == 0o700

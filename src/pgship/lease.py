@@ -1,0 +1,210 @@
+"""The migration lock without a session: a lease row, for connections through a transaction pooler.
+
+Through PgBouncer in transaction mode a session advisory lock is taken on whichever
+backend served that one statement, stays there after the client moves on, and may
+then be "held" by an unrelated client (or by nobody pgship can reach). So where no
+direct connection is available, pgship locks with a row instead:
+
+* the lease table (``<tracking table>_lease``, next to the tracking table) holds at
+  most one row per lock name, with the holder's random token and an expiry computed
+  by the server's clock (``clock_timestamp()``), never the client's;
+* **taking** it is one short transaction: insert the row, or take it over when the
+  previous holder's lease has expired;
+* **renewing** it runs on a connection of its own, every third of the lease, while
+  the migrations run; a runner killed with SIGKILL stops renewing, and its lease
+  expires after at most one lease length;
+* **each migration proves it still holds the lease** inside its own transaction, just
+  before COMMIT (:meth:`Lease.check_statement`): it extends the lease *and* keeps the
+  row locked until that transaction ends, so no other runner can take the lease over
+  between the check and the commit. A runner that lost its lease (paused past the
+  expiry, for example) has that migration rolled back instead of applying it twice;
+* **releasing** deletes the row (only if the token is still ours).
+
+Every statement is an ordinary short transaction on plain tables: nothing here needs
+a session, prepared statements or ``SET``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgship.history import TrackingTable
+
+#: SQLSTATE of the error a migration raises when its run no longer holds the lease
+LEASE_LOST_SQLSTATE = "PGL01"
+DEFAULT_TTL_S = 30.0
+LOCK_NAME = "migrate"
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds the lease, as the table says."""
+
+    holder: str
+    seconds_left: float
+
+    def describe(self) -> str:
+        return f"held by {self.holder} (expires in {max(self.seconds_left, 0):.0f} s unless renewed)"
+
+
+def lease_table(table: TrackingTable) -> TrackingTable:
+    """The lease table that goes with a (schema-qualified) tracking table."""
+    from pgship.history import TrackingTable
+
+    return TrackingTable(name=f"{table.name}_lease", schema=table.schema)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class Lease:
+    """One run's claim on the lease for ``table``; ``holder`` says who we are in messages."""
+
+    def __init__(self, table: TrackingTable, *, holder: str, ttl_s: float = DEFAULT_TTL_S) -> None:
+        if ttl_s <= 0:
+            raise ValueError("the lease length must be positive")
+        self.table = lease_table(table)
+        self.holder = holder
+        self.ttl_s = ttl_s
+        self.token = secrets.token_hex(16)
+        self.lost = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- the table ---------------------------------------------------------------------
+    def ensure_table(self, conn: psycopg.Connection) -> bool:
+        """Create the lease table if missing; True when it was created."""
+        from psycopg import sql
+
+        exists = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (self.table.regclass_text(),), prepare=False
+        ).fetchone()
+        if exists and exists[0]:
+            return False
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, token text NOT NULL, "
+                "holder text NOT NULL, acquired_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
+                "expires_at timestamptz NOT NULL)"
+            ).format(self.table.identifier()),
+            prepare=False,
+        )
+        return True
+
+    # -- taking, renewing, releasing ---------------------------------------------------
+    def try_acquire(self, conn: psycopg.Connection) -> bool:
+        """One short transaction: take the lease if it is free or expired."""
+        from psycopg import sql
+
+        row = conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} AS l (name, token, holder, expires_at) "
+                "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s)) "
+                "ON CONFLICT (name) DO UPDATE SET token = excluded.token, holder = excluded.holder, "
+                "acquired_at = clock_timestamp(), expires_at = excluded.expires_at "
+                "WHERE l.expires_at < clock_timestamp() RETURNING l.token"
+            ).format(t=self.table.identifier()),
+            (LOCK_NAME, self.token, self.holder, self.ttl_s),
+            prepare=False,
+        ).fetchone()
+        return bool(row and row[0] == self.token)
+
+    def renew(self, conn: psycopg.Connection) -> bool:
+        """Push the expiry out by one lease length; False when the lease is no longer ours."""
+        from psycopg import sql
+
+        cursor = conn.execute(
+            sql.SQL(
+                "UPDATE {} SET expires_at = clock_timestamp() + make_interval(secs => %s) "
+                "WHERE name = %s AND token = %s AND expires_at > clock_timestamp()"
+            ).format(self.table.identifier()),
+            (self.ttl_s, LOCK_NAME, self.token),
+            prepare=False,
+        )
+        return cursor.rowcount == 1
+
+    def release(self, conn: psycopg.Connection) -> None:
+        from psycopg import sql
+
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE name = %s AND token = %s").format(self.table.identifier()),
+            (LOCK_NAME, self.token),
+            prepare=False,
+        )
+
+    def current_holder(self, conn: psycopg.Connection) -> LeaseHolder | None:
+        from psycopg import sql
+
+        row = conn.execute(
+            sql.SQL(
+                "SELECT holder, extract(epoch FROM expires_at - clock_timestamp()) FROM {} WHERE name = %s"
+            ).format(self.table.identifier()),
+            (LOCK_NAME,),
+            prepare=False,
+        ).fetchone()
+        if row is None:
+            return None
+        return LeaseHolder(str(row[0]), float(row[1]))
+
+    def check_statement(self) -> str:
+        """SQL a migration runs last in its transaction: fail unless this run still holds the lease.
+
+        It also extends the lease and locks its row until the transaction ends, so the lease
+        cannot pass to another runner between this check and the COMMIT.
+        """
+        table = self.table.identifier().as_string(None)
+        return (
+            "DO $pgship_lease$ BEGIN "
+            f"UPDATE {table} SET expires_at = clock_timestamp() + make_interval(secs => {self.ttl_s!r}) "
+            f"WHERE name = {_literal(LOCK_NAME)} AND token = {_literal(self.token)} "
+            "AND expires_at > clock_timestamp(); "
+            "IF NOT FOUND THEN RAISE EXCEPTION 'this run no longer holds the migration lease' "
+            f"USING ERRCODE = {_literal(LEASE_LOST_SQLSTATE)}, "
+            "HINT = 'Another deploy may have taken over after the lease expired; "
+            "this migration was rolled back. Run pgship status, then deploy again.'; "
+            "END IF; END $pgship_lease$"
+        )
+
+    # -- renewing in the background ----------------------------------------------------
+    def start_renewing(self, connect: Callable[[], psycopg.Connection]) -> None:
+        """Renew every third of the lease on a connection of its own until :meth:`stop_renewing`."""
+
+        def renew_loop() -> None:
+            conn: psycopg.Connection | None = None
+            try:
+                while not self._stop.wait(self.ttl_s / 3):
+                    try:
+                        if conn is None or conn.closed or conn.broken:
+                            conn = connect()
+                        if not self.renew(conn):
+                            self.lost.set()
+                            return
+                    except Exception:
+                        # a lost connection: try again next time; the lease lasts three periods
+                        if conn is not None:
+                            with contextlib.suppress(Exception):
+                                conn.close()
+                        conn = None
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+
+        self._stop.clear()
+        self._renewer = threading.Thread(target=renew_loop, name="pgship-lease", daemon=True)
+        self._renewer.start()
+
+    def stop_renewing(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+            self._renewer = None
