@@ -80,6 +80,10 @@ class Lease:
         self._renewer: threading.Thread | None = None
         self._stop = threading.Event()
 
+    def rebind(self, table: TrackingTable) -> None:
+        """Follow the tracking table once it is resolved (schema-qualified)."""
+        self.table = lease_table(table)
+
     # -- the table ---------------------------------------------------------------------
     def ensure_table(self, conn: psycopg.Connection) -> bool:
         """Create the lease table if missing; True when it was created."""

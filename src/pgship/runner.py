@@ -42,6 +42,7 @@ from pgship.planner import Plan, State, make_plan
 if TYPE_CHECKING:
     import psycopg
 
+    from pgship.lease import Lease
     from pgship.sqlscript import Script, Statement
 
 
@@ -118,8 +119,13 @@ class Runner:
         *,
         options: RunOptions | None = None,
         on_event: EventSink | None = None,
+        lease: Lease | None = None,
+        lease_connect: Callable[[], psycopg.Connection] | None = None,
     ) -> None:
         self.conn = conn
+        # through a transaction pooler: lock with a lease row, keep no session state (pgship.locking)
+        self.lease = lease
+        self._lease_connect = lease_connect
         self.table = table  # as configured until resolved (schema-qualified) on first use
         self._resolved: tracking.Resolved | None = None
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
@@ -220,6 +226,7 @@ class Runner:
         plan = make_plan(discovery, history, **plan_options)
         raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
+        self._refuse_pooled_no_transaction(plan, scripts)
         result.warnings = list(plan.warnings)
         if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
             result.already_applied = plan.applied_count
@@ -235,6 +242,7 @@ class Runner:
             raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
+            self._refuse_pooled_no_transaction(plan, scripts)
             for migration in plan.to_adopt:
                 tracking.set_checksum(self.conn, self.table, migration.version, migration.checksum)
                 self._rows = None  # read again before the next migration
@@ -259,6 +267,7 @@ class Runner:
                     )
                 )
             for index, migration in enumerate(plan.to_apply, start=1):
+                self._check_lease()
                 self.emit(
                     Event(
                         "start",
@@ -441,13 +450,50 @@ class Runner:
         return changes
 
     # -- locking -------------------------------------------------------------------
+    def _refuse_pooled_no_transaction(self, plan: Plan, scripts: dict[Version, Script]) -> None:
+        if self.lease is not None:
+            from pgship.locking import refuse_no_transaction
+
+            refuse_no_transaction(
+                [
+                    m.filename
+                    for m in plan.to_apply
+                    if m.version in scripts and scripts[m.version].no_transaction
+                ]
+            )
+
+    def _check_lease(self) -> None:
+        if self.lease is not None and self.lease.lost.is_set():
+            raise PgshipError(
+                f"this run lost its migration lease ({self.lease.table}) before the next migration: it could "
+                "not renew it in time, and another deploy may have taken over",
+                hint="Every migration this run applied is committed and recorded; nothing else was started. "
+                "Run `pgship status`, then deploy again.",
+            )
+
     @contextmanager
     def advisory_lock(self) -> Iterator[None]:
         """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``.
 
         The key comes from the resolved, schema-qualified table, never from the name as typed:
         ``schema_migrations`` and ``"public"."schema_migrations"`` are one table and one lock.
+        Through a transaction pooler (``lease`` given) the run holds the lease instead.
         """
+        if self.lease is not None:
+            from pgship.locking import hold_lease
+
+            self.resolve()
+            self.lease.rebind(self.table)
+            with hold_lease(
+                self.lease,
+                self.conn,
+                wait_s=self.options.lock_wait_s,
+                connect=self._lease_connect or (lambda: self.conn),
+                on_wait=lambda message: self.emit(Event("lock_wait", message)),
+                on_acquired=lambda: self.emit(Event("lock", "acquired the migration lease")),
+            ):
+                yield
+            return
         key = self.resolve().lock_key
         started = time.monotonic()
         delay = 0.05
@@ -506,6 +552,8 @@ class Runner:
         process dies mid-migration, ``client_connection_check_interval`` lets the server notice within
         a second and roll back, instead of finishing a long statement (and holding its locks) for nobody.
         """
+        if self.lease is not None:
+            return []  # through a transaction pooler: every reset is local to the migration (_begin)
         statements = [
             "SET SESSION AUTHORIZATION DEFAULT",
             "RESET ALL",
@@ -520,8 +568,13 @@ class Runner:
             statements.append("SET client_connection_check_interval = 1000")
         return statements
 
+    def _reset_session(self) -> None:
+        defaults = self._session_defaults()
+        if defaults:
+            self.conn.execute("; ".join(defaults))
+
     def _applied_by(self) -> str:
-        self.conn.execute("; ".join(self._session_defaults()))
+        self._reset_session()
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
@@ -551,6 +604,8 @@ class Runner:
         return self._rows
 
     def _lock_held_sql(self) -> str:
+        if self.lease is not None:
+            return "TRUE"  # the lease check (Lease.check_statement) runs next to the guard instead
         unsigned = self.table.lock_key & 0xFFFFFFFFFFFFFFFF
         return (
             "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
@@ -578,7 +633,13 @@ class Runner:
         self, migration: MigrationFile, code: str, *, partial: bool, statements: int = 0
     ) -> MigrationFailed:
         table = self.table
-        if code == LOCK_RELEASED:
+        if code == LOCK_RELEASED and self.lease is not None:
+            what = (
+                f"this run lost its migration lease ({self.lease.table}) before {migration.filename} could "
+                "commit: it was not renewed in time (the runner paused, or lost the database)"
+            )
+            why = "another deploy may have taken over, so the run stops here"
+        elif code == LOCK_RELEASED:
             what = (
                 f"{migration.filename} released the migration lock (pg_advisory_unlock, "
                 "pg_advisory_unlock_all or DISCARD ALL)"
@@ -659,6 +720,8 @@ class Runner:
                     self.conn.execute("SET LOCAL ROLE NONE")
                     self.conn.execute(self._own_statement_timeout())
                     record_cursor = self.conn.execute(record)
+                    if self.lease is not None:
+                        self.conn.execute(self.lease.check_statement())
                     self.conn.execute(guard)
                     self.conn.execute("COMMIT")
                     for setting in self._session_defaults():
@@ -756,7 +819,7 @@ class Runner:
                         migration, LOCK_RELEASED, partial=True, statements=self._executed
                     )
             elapsed = _ms_since(started)
-            self.conn.execute("; ".join(self._session_defaults()))
+            self._reset_session()
             present = self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
             if present is None or tracking.read(self.conn, self.table).missing_columns:
                 raise self._guard_failure(
@@ -773,7 +836,7 @@ class Runner:
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
-                    self.conn.execute("; ".join(self._session_defaults()))
+                    self._reset_session()
 
     def _drop_interrupted_index(self, migration: MigrationFile, statement: Statement) -> None:
         """Drop the INVALID index an interrupted run of this ``CREATE INDEX CONCURRENTLY`` left behind.
@@ -824,10 +887,34 @@ class Runner:
         )
 
     def _begin(self, lock_timeout_s: float) -> list[str]:
-        parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
+        parts = ["BEGIN", *self._local_resets(), f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
         return parts
+
+    def _local_resets(self) -> list[str]:
+        """Through a transaction pooler: the clean-session reset, local to the migration's transaction.
+
+        The server backend is shared with the pooler's other clients, so nothing is reset (or set) at
+        session level: settings another client's ``SET`` left on this backend go back to their
+        defaults for this transaction only, and so do the role and ``search_path``.
+        """
+        if self.lease is None:
+            return []
+        resets = [
+            "SET LOCAL SESSION AUTHORIZATION DEFAULT",
+            "SET LOCAL ROLE NONE",
+            "SELECT pg_catalog.set_config(name, reset_val, true) FROM pg_catalog.pg_settings "
+            "WHERE source = 'session' AND (context = 'user' OR context = 'superuser' AND "
+            "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)) "
+            "AND lower(name) NOT IN ('session_authorization', 'role', 'transaction_isolation', "
+            "'transaction_read_only', 'transaction_deferrable', 'client_encoding', 'datestyle', "
+            "'timezone', 'intervalstyle', 'standard_conforming_strings', 'application_name')",
+            "SET LOCAL search_path TO DEFAULT",
+        ]
+        if self.conn.info.server_version >= 140000:
+            resets.append("SET LOCAL client_connection_check_interval = 1000")
+        return resets
 
     def _own_statement_timeout(self) -> str:
         """The runner's own statements (row, guard) get ``--statement-timeout``, not a migration's."""
