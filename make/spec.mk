@@ -8,7 +8,7 @@ ifdef GITHUB_REPOSITORY
 SPEC_LINKS := -D "AllureFormatter.link_pattern=$(GITHUB_SERVER_URL)/$(GITHUB_REPOSITORY)/blob/$(GITHUB_SHA)/docs/DEPLOYMENT.md\#{}"
 endif
 
-.PHONY: spec spec-container spec-report spec-dry-run spec-embedded browser
+.PHONY: spec spec-container spec-report spec-dry-run spec-embedded spec-pooler browser
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -40,6 +40,12 @@ spec-dry-run: $(STAMP)
 
 spec-embedded: $(STAMP)
 	$(BEHAVE) -D db=embedded -f progress
+
+# the connection-pooler feature with every scenario through a real PgBouncer, in both pool modes
+POOLER_FEATURE := features/deploying_through_a_connection_pooler.feature
+spec-pooler: $(STAMP) pgbouncer
+	$(BEHAVE) -D db=embedded+pgbouncer -D pool=transaction -f progress $(POOLER_FEATURE)
+	$(BEHAVE) -D db=embedded+pgbouncer -D pool=session -f progress $(POOLER_FEATURE)
 
 # Debian's chromium for tests/report/test_report_in_browser.py (installed only when missing)
 browser:

@@ -1,9 +1,12 @@
 """Which PostgreSQL server the specification runs against, chosen once per run.
 
-``behave -D db=embedded|container|url`` wins over ``PGSHIP_TEST_DB``; the
-default is the embedded server because it needs nothing but pip. The
-container and URL backends are imported only when chosen, so a machine without
-Docker or testcontainers can still run the specification.
+``behave -D db=embedded|container|url|embedded+pgbouncer`` wins over
+``PGSHIP_TEST_DB``; the default is the embedded server because it needs nothing
+but pip. The container and URL backends are imported only when chosen, so a
+machine without Docker or testcontainers can still run the specification.
+``embedded+pgbouncer`` puts a real PgBouncer (started once per run) between every
+scenario and the embedded server; ``-D pool=transaction|session`` picks its pool
+mode (default transaction).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 
 from pgship.testing.server import PostgresServer
 
-BACKENDS = ("embedded", "container", "url")
+BACKENDS = ("embedded", "container", "url", "embedded+pgbouncer")
+POOL_MODES = ("transaction", "session")
 DEFAULT_IMAGE = "postgres:16"
 
 
@@ -29,6 +33,7 @@ class BackendChoice:
     name: str
     image: str | None = None
     url: str | None = None
+    pool_mode: str | None = None  # embedded+pgbouncer: the pooler's mode
 
     def describe(self) -> str:
         """A one-line, password-free description for reports."""
@@ -36,6 +41,8 @@ class BackendChoice:
             return f"container ({self.image})"
         if self.name == "url":
             return "url (existing server from DATABASE_URL)"
+        if self.pool_mode:
+            return f"embedded, through PgBouncer in {self.pool_mode} pooling mode"
         return "embedded"
 
 
@@ -57,6 +64,14 @@ def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.
                 "the url backend needs a server: set DATABASE_URL (or -D url=...) to a superuser URL"
             )
         return BackendChoice(name, url=url)
+    if name == "embedded+pgbouncer":
+        pool = (userdata.get("pool") or environ.get("PGSHIP_TEST_POOL") or "transaction").strip().lower()
+        if pool not in POOL_MODES:
+            raise BackendChoiceError(
+                f"unknown pool mode {pool!r} (from -D pool= or PGSHIP_TEST_POOL); choose one of "
+                f"{', '.join(POOL_MODES)}"
+            )
+        return BackendChoice(name, pool_mode=pool)
     return BackendChoice(name)
 
 
