@@ -150,7 +150,12 @@ class Runner:
         """The tracking table, schema-qualified (:func:`pgship.history.resolve`), resolved once per run."""
         if self._resolved is None:
             with self._lost_connection("locating the tracking table"):
-                self._resolved = tracking.resolve(self.conn, self.table)
+                if self.lease is None:
+                    self._resolved = tracking.resolve(self.conn, self.table)
+                else:  # a shared backend may carry another client's SET search_path: not for us
+                    with self.conn.transaction():
+                        self.conn.execute("SET LOCAL search_path TO DEFAULT")
+                        self._resolved = tracking.resolve(self.conn, self.table)
             self.table = self._resolved.table
         return self.table
 

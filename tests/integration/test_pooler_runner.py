@@ -292,3 +292,48 @@ def test_the_lease_table_is_not_drift(cli, transaction_bouncer, database_url, mi
     result = cli("-d", database_url, "-m", str(migrations), "diff", "--replay-url", pg_server.admin_url)
     assert result.code == 0, result.output
     assert "lease" not in result.output
+
+
+# -- 4. health through the pooler ----------------------------------------------------------------
+def test_the_health_endpoints_answer_through_a_transaction_pooler(
+    cli, transaction_bouncer, database_url, migrations
+):
+    from tests.integration.serving import start_serve
+
+    _counting_migrations(migrations, 3)
+    url = _through(transaction_bouncer, database_url)
+    assert migrate(cli, url, migrations).code == 0
+    server = start_serve(url, str(migrations), "--cache-ttl", "0")
+    try:
+        with __import__("psycopg").connect(url, autocommit=True) as other:
+            for round_ in range(12):  # more than psycopg's prepare threshold, on shared backends
+                if round_ % 3 == 0:  # another client of the pooler leaves session state on a backend
+                    other.execute("SET statement_timeout = 1", prepare=False)
+                    other.execute("SET search_path = nowhere", prepare=False)
+                for path in ("/health/live", "/health", "/health/database"):
+                    answer = server.get(path)
+                    assert answer.status == 200, (path, answer.body)
+                    assert answer.body["status"] == "pass", (path, answer.body)
+        assert "prepared statement" not in str(server.answers)
+    finally:
+        _, err = server.stop()
+    assert "prepared statement" not in err
+
+
+def test_another_clients_search_path_on_a_shared_backend_does_not_move_pgships_tables(
+    cli, transaction_bouncer, database_url, migrations
+):
+    import psycopg
+
+    _counting_migrations(migrations, 3)
+    url = _through(transaction_bouncer, database_url)
+    query(database_url, "CREATE SCHEMA decoy")
+    with psycopg.connect(url, autocommit=True) as other:
+        for _ in range(4):  # a session-level SET another client of the pool leaves on a backend
+            other.execute("SET search_path = decoy", prepare=False)
+        result = migrate(cli, url, migrations)
+    assert result.code == 0, result.output
+    assert table_exists(database_url, "public.schema_migrations"), "the tracking table went elsewhere"
+    assert not table_exists(database_url, "decoy.schema_migrations")
+    assert table_exists(database_url, "public.runs") and not table_exists(database_url, "decoy.runs")
+    assert runs(database_url) == ["002", "003"]
