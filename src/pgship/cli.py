@@ -484,38 +484,30 @@ class Context:
 
     @contextlib.contextmanager
     def locking_runner(self, options: RunOptions | None = None) -> Iterator[tuple[Runner, Any]]:
-        """A runner for a command that takes the migration lock, and its connection.
+        """A runner for a command that takes the migration lock, and its connection (see
+        :func:`pgship.locking.locking_runner`: direct, through a pooler, or refused)."""
+        from pgship.locking import DIRECT_URL_ENV, locking_runner
 
-        It first finds out how the connection reaches the server (:func:`pgship.pooler.detect`: one
-        query when direct). Through a transaction pooler it moves to the direct URL if one is given,
-        and otherwise locks with a lease and keeps no session state. Statement pooling is refused.
-        """
-        from pgship.lease import Lease
-        from pgship.locking import choose
-        from pgship.pooler import detect
-
-        url = self.settings.database_url
-        direct_url = getattr(self.args, "direct_url", None) or os.environ.get("PGSHIP_DIRECT_URL") or None
-        with self.connect() as conn:
-            path = detect(conn, lambda: connect(url, named=self.settings.has_database, pooled=True))
-            choice = choose(path, direct_url=direct_url is not None)
+        def chosen(choice: ConnectionChoice) -> None:
             self.connection = choice
             if choice.note and not self.out.as_json:
                 self.out.line(choice.note)
-            if choice.via_direct_url:
-                with connect(direct_url, wait_s=getattr(self.args, "wait", 0.0)) as direct:
-                    yield self.runner(direct, options), direct
-                return
-            if choice.lock == "lease":
-                conn.prepare_threshold = None
-                ttl = getattr(self.args, "lease_ttl", DEFAULT_LEASE_TTL_S)
-                lease = Lease(self.table, holder=_holder(), ttl_s=ttl)
-                runner = self.runner(
-                    conn, options, lease=lease, lease_connect=lambda: connect(url, pooled=True)
-                )
-                yield runner, conn
-                return
-            yield self.runner(conn, options), conn
+
+        with (
+            self.connect() as conn,
+            locking_runner(
+                conn,
+                url=self.settings.database_url,
+                direct_url=getattr(self.args, "direct_url", None) or os.environ.get(DIRECT_URL_ENV) or None,
+                table=self.table,
+                lease_ttl_s=getattr(self.args, "lease_ttl", DEFAULT_LEASE_TTL_S),
+                make_runner=lambda c, **locking: self.runner(c, options, **locking),
+                on_choice=chosen,
+                named=self.settings.has_database,
+                wait_s=getattr(self.args, "wait", 0.0),
+            ) as (runner, used),
+        ):
+            yield runner, used
 
     def runner(self, conn: Any, options: RunOptions | None = None, **locking: Any) -> Runner:
         target = describe(self.settings.database_url)
@@ -540,18 +532,6 @@ class Context:
         if self.connection is not None:
             header["connection"] = self.connection.to_json()
         return header
-
-
-def _holder() -> str:
-    """Who holds a lease, in another runner's wait message: user, host and process."""
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "unknown"
-    return f"pgship pid {os.getpid()} ({user}@{socket.gethostname()})"
 
 
 def _target(args: argparse.Namespace) -> Version | None:

@@ -17,6 +17,9 @@ A pooler in *statement* mode cannot run a migration in a transaction at all: ref
 from __future__ import annotations
 
 import contextlib
+import getpass
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +30,13 @@ from pgship.errors import LockNotAcquired, UsageError
 if TYPE_CHECKING:
     import psycopg
 
+    from pgship.history import TrackingTable
     from pgship.lease import Lease
     from pgship.pooler import ConnectionPath
+    from pgship.runner import Runner
+
+#: where the direct URL comes from when no --direct-url is given
+DIRECT_URL_ENV = "PGSHIP_DIRECT_URL"
 
 DIRECT_URL_HINT = (
     "Give pgship an address that reaches PostgreSQL without the pooler (--direct-url URL, or the "
@@ -149,3 +157,54 @@ def hold_lease(
         if not conn.closed and not conn.broken:
             with contextlib.suppress(Exception):
                 lease.release(conn)
+
+
+def holder() -> str:
+    """Who holds a lease, in another runner's wait message: process, user and host."""
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return f"pgship pid {os.getpid()} ({user}@{socket.gethostname()})"
+
+
+@contextlib.contextmanager
+def locking_runner(
+    conn: psycopg.Connection,
+    *,
+    url: str | None,
+    direct_url: str | None,
+    table: TrackingTable,
+    lease_ttl_s: float,
+    make_runner: Callable[..., Runner],
+    on_choice: Callable[[ConnectionChoice], None],
+    named: bool = True,
+    wait_s: float = 0.0,
+) -> Iterator[tuple[Runner, psycopg.Connection]]:
+    """A runner for a command that takes the migration lock, on the right connection, with the right lock.
+
+    It first finds out how ``conn`` reaches the server (:func:`pgship.pooler.detect`: one query when
+    direct). Through a transaction pooler it moves to ``direct_url`` if given (a connection of its
+    own, closed at the end), and otherwise locks with a lease and keeps no session state. Statement
+    pooling is refused (exit 2). ``make_runner(conn, **locking)`` builds the runner.
+    """
+    from pgship.database import connect
+    from pgship.lease import Lease
+    from pgship.pooler import detect
+
+    path = detect(conn, lambda: connect(url, named=named, pooled=True))
+    choice = choose(path, direct_url=direct_url is not None)
+    on_choice(choice)
+    if choice.via_direct_url:
+        with connect(direct_url, wait_s=wait_s) as direct:
+            yield make_runner(direct), direct
+        return
+    if choice.lock == "lease":
+        conn.prepare_threshold = None
+        lease = Lease(table, holder=holder(), ttl_s=lease_ttl_s)
+        yield (
+            make_runner(conn, lease=lease, lease_connect=lambda: connect(url, named=named, pooled=True)),
+            conn,
+        )
+        return
+    yield make_runner(conn), conn

@@ -337,3 +337,17 @@ def test_another_clients_search_path_on_a_shared_backend_does_not_move_pgships_t
     assert not table_exists(database_url, "decoy.schema_migrations")
     assert table_exists(database_url, "public.runs") and not table_exists(database_url, "decoy.runs")
     assert runs(database_url) == ["002", "003"]
+
+
+def test_two_pipeline_deploys_through_the_transaction_pooler_lock_with_the_lease(
+    transaction_bouncer, database_url, migrations, tmp_path
+):
+    _counting_migrations(migrations, 5)
+    url = _through(transaction_bouncer, database_url)
+    args = ("-d", url, "-m", str(migrations), "deploy", "--lock-wait", "60")
+    deploys = [spawn_cli(*args, cwd=tmp_path) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in deploys]
+    assert [p.returncode for p in deploys] == [0, 0], outputs
+    assert any("lease" in out + err for out, err in outputs), outputs
+    assert runs(database_url) == ["002", "003", "004", "005"], "a migration ran twice or never"
+    assert scalar(database_url, "SELECT count(*) FROM schema_migrations_lease") == 0
