@@ -127,7 +127,7 @@ def test_sigkill_through_a_transaction_pooler_leaves_the_first_k_and_the_rerun_w
             dbname = database_name(url)
             runner = migrate(bouncer.url_for(dbname), pooled_dir, workdir)
             wait_for_the_lease(url, runner)
-            time.sleep(rng.uniform(0.0, 1.2))
+            time.sleep(rng.uniform(0.0, 0.5))
             finished = runner.process.poll() is not None
             runner.process.send_signal(signal.SIGKILL)
             runner.wait()
@@ -162,7 +162,7 @@ def test_runners_racing_through_a_transaction_pooler_apply_every_migration_once(
     pg_server, bouncer, pooled_reference, pooled_dir, budget, workdir
 ):
     outcomes = []
-    for trial in range(max(2, budget.concurrent)):
+    for trial in range(max(3, budget.concurrent)):
         with pg_server.fresh_database(prefix="pgship_prace") as url:
             pooled = bouncer.url_for(database_name(url))
             runners = [migrate(pooled, pooled_dir, workdir, "--lock-wait", "120") for _ in range(RACERS)]
@@ -204,7 +204,7 @@ def test_pgbouncer_admin_commands_mid_run_never_apply_twice_or_leave_unrecorded(
             dbname = database_name(url)
             runner = migrate(bouncer.url_for(dbname), pooled_dir, workdir, "--lock-wait", "60")
             wait_for_the_lease(url, runner)
-            time.sleep(rng.uniform(0.0, 1.2))
+            time.sleep(rng.uniform(0.0, 0.5))
             finished = runner.process.poll() is not None
             bouncer.admin(f"{command} {dbname}")
             code = runner.wait()
