@@ -94,6 +94,11 @@ class Lease:
         ).fetchone()
         if exists and exists[0]:
             return False
+        if self.table.schema:  # a tracking table in a schema of its own: the first run creates both
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.table.schema)),
+                prepare=False,
+            )
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, token text NOT NULL, "

@@ -351,3 +351,16 @@ def test_two_pipeline_deploys_through_the_transaction_pooler_lock_with_the_lease
     assert any("lease" in out + err for out, err in outputs), outputs
     assert runs(database_url) == ["002", "003", "004", "005"], "a migration ran twice or never"
     assert scalar(database_url, "SELECT count(*) FROM schema_migrations_lease") == 0
+
+
+def test_a_tracking_table_in_a_new_schema_gets_its_lease_table_beside_it(
+    cli, transaction_bouncer, database_url, migrations
+):
+    _counting_migrations(migrations, 2)
+    url = _through(transaction_bouncer, database_url)
+    result = cli("-d", url, "-m", str(migrations), "--table", "deploys.history", "migrate")
+    assert result.code == 0, result.output
+    assert table_exists(database_url, "deploys.history") and table_exists(
+        database_url, "deploys.history_lease"
+    )
+    assert not table_exists(database_url, "public.history_lease")
