@@ -114,6 +114,15 @@ def _ensure_table(lease: Lease, conn: psycopg.Connection) -> None:
                 raise  # two runners created it at once: the second retry sees it
 
 
+def _try_acquire(lease: Lease, conn: psycopg.Connection) -> bool:
+    import psycopg
+
+    try:
+        return lease.try_acquire(conn)
+    except psycopg.errors.LockNotAvailable:  # a migration of the holder is committing: still held
+        return False
+
+
 @contextlib.contextmanager
 def hold_lease(
     lease: Lease,
@@ -132,7 +141,7 @@ def hold_lease(
     started = time.monotonic()
     delay = 0.05
     announced = False
-    while not lease.try_acquire(conn):
+    while not _try_acquire(lease, conn):
         waited = time.monotonic() - started
         holder = lease.current_holder(conn)
         who = f": {holder.describe()}" if holder else ""

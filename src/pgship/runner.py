@@ -892,7 +892,9 @@ class Runner:
         )
 
     def _begin(self, lock_timeout_s: float) -> list[str]:
-        parts = ["BEGIN", *self._local_resets(), f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
+        # through a pooler another client's session-level default_transaction_read_only may be on the backend
+        begin = "BEGIN" if self.lease is None else "BEGIN READ WRITE"
+        parts = [begin, *self._local_resets(), f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
         return parts

@@ -249,7 +249,11 @@ def test_settings_a_migration_leaves_behind_do_not_reach_the_next_one(
 ):
     """A migration's session-level SET stays on a shared backend: the next migration starts clean."""
     migrations.write("001_schema.sql", "CREATE SCHEMA elsewhere;\nCREATE TABLE elsewhere.t (id int);\n")
-    migrations.write("002_leaks.sql", "SET search_path = elsewhere;\nSET statement_timeout = '1ms';\n")
+    migrations.write(
+        "002_leaks.sql",
+        "SET search_path = elsewhere;\nSET statement_timeout = '1ms';\n"
+        "SET default_transaction_read_only = on;\nSET lock_timeout = '1ms';\n",
+    )
     migrations.write(
         "003_clean.sql",
         "CREATE TABLE public.seen AS SELECT current_setting('search_path') AS path, "
@@ -260,6 +264,7 @@ def test_settings_a_migration_leaves_behind_do_not_reach_the_next_one(
     path, timeout = query(database_url, "SELECT path, timeout FROM public.seen")[0]
     assert "elsewhere" not in path
     assert timeout == "0"
+    assert scalar(database_url, "SELECT count(*) FROM schema_migrations_lease") == 0, "lease not released"
 
 
 def test_baseline_and_repair_lock_with_the_lease_through_the_pooler(
