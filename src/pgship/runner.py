@@ -641,7 +641,8 @@ class Runner:
         if code == LOCK_RELEASED and self.lease is not None:
             what = (
                 f"this run lost its migration lease ({self.lease.table}) before {migration.filename} could "
-                "commit: it was not renewed in time (the runner paused, or lost the database)"
+                "commit: it expired unrenewed (the runner paused, or lost the database), or the migration "
+                "itself deleted or changed the lease row"
             )
             why = "another deploy may have taken over, so the run stops here"
         elif code == LOCK_RELEASED:

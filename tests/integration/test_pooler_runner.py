@@ -369,3 +369,19 @@ def test_a_tracking_table_in_a_new_schema_gets_its_lease_table_beside_it(
         database_url, "deploys.history_lease"
     )
     assert not table_exists(database_url, "public.history_lease")
+
+
+def test_a_migration_that_drops_the_lease_table_is_rolled_back(
+    cli, transaction_bouncer, database_url, migrations
+):
+    migrations.write("001_runs.sql", RUNS)
+    migrations.write(
+        "002_vandal.sql", "INSERT INTO runs VALUES ('002');\nDROP TABLE schema_migrations_lease;\n"
+    )
+    result = migrate(cli, _through(transaction_bouncer, database_url), migrations)
+    assert result.code == 1, result.output
+    assert "002_vandal.sql" in result.output
+    assert "bug in pgship" not in result.output
+    assert applied_versions(database_url) == ["001"]
+    assert runs(database_url) == []
+    assert table_exists(database_url, "schema_migrations_lease")
