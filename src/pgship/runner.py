@@ -722,6 +722,8 @@ class Runner:
                         self.conn.execute(setting)
                     for statement in script.statements:
                         cursors.append((statement, self.conn.execute(statement.text)))
+                    for cleanup in self._pooled_cleanup():
+                        self.conn.execute(cleanup)
                     self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
                     self.conn.execute("SET LOCAL ROLE NONE")
                     self.conn.execute(self._own_statement_timeout())
@@ -923,6 +925,29 @@ class Runner:
         if self.conn.info.server_version >= 140000:
             resets.append("SET LOCAL client_connection_check_interval = 1000")
         return resets
+
+    def _pooled_cleanup(self) -> list[str]:
+        """Through a transaction pooler: undo, before COMMIT, the session state the migration left.
+
+        The backend goes back to the pooler's other clients after the COMMIT, so nothing can be reset
+        at session level afterwards; reset *inside* the transaction, it commits with the migration.
+        It is the clean-session reset of :meth:`_session_defaults`, except that only prepared
+        statements made with SQL ``PREPARE`` are deallocated (a pooler may track protocol-level
+        ones of its own on the backend).
+        """
+        if self.lease is None:
+            return []
+        return [
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "RESET ALL",
+            "DISCARD TEMP",
+            "DISCARD SEQUENCES",
+            "CLOSE ALL",
+            "UNLISTEN *",
+            "DO $pgship_deallocate$ DECLARE p record; BEGIN FOR p IN SELECT name FROM "
+            "pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE 'DEALLOCATE ' || "
+            "quote_ident(p.name); END LOOP; END $pgship_deallocate$",
+        ]
 
     def _own_statement_timeout(self) -> str:
         """The runner's own statements (row, guard) get ``--statement-timeout``, not a migration's."""

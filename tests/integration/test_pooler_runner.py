@@ -385,3 +385,34 @@ def test_a_migration_that_drops_the_lease_table_is_rolled_back(
     assert applied_versions(database_url) == ["001"]
     assert runs(database_url) == []
     assert table_exists(database_url, "schema_migrations_lease")
+
+
+def test_a_migrations_role_temp_table_and_prepared_statement_stay_out_of_the_pool(
+    cli, transaction_bouncer, database_url, migrations
+):
+    import secrets
+
+    import psycopg
+
+    role = f"pgship_reporting_{secrets.token_hex(4)}"
+    query(database_url, f"CREATE ROLE {role} NOLOGIN")
+    query(database_url, f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+    batch = "CREATE TEMP TABLE batch (id int);\nPREPARE batch_rows AS SELECT id FROM batch;\n"
+    migrations.write("001_load.sql", f"SET ROLE {role};\n{batch}")
+    migrations.write("002_again.sql", batch + "CREATE TABLE order_notes (id int);\n")
+    url = _through(transaction_bouncer, database_url)
+    try:
+        result = migrate(cli, url, migrations)
+        assert result.code == 0, result.output
+        assert applied_versions(database_url) == ["001", "002"]
+        owner = scalar(database_url, "SELECT tableowner FROM pg_tables WHERE tablename = 'order_notes'")
+        assert owner == scalar(database_url, "SELECT current_user")
+        with psycopg.connect(url, autocommit=True, prepare_threshold=None) as next_client:
+            for _ in range(4):  # whichever backend the pool hands out
+                assert next_client.execute("SELECT current_user").fetchone()[0] != role
+                assert next_client.execute("SELECT to_regclass('pg_temp.batch')").fetchone()[0] is None
+                prepared = "SELECT count(*) FROM pg_prepared_statements WHERE name = 'batch_rows'"
+                assert next_client.execute(prepared).fetchone()[0] == 0
+    finally:
+        query(database_url, f"DROP OWNED BY {role}")
+        query(database_url, f"DROP ROLE {role}")
