@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint format pytest test clean
+.PHONY: venv lint format pytest test clean pgbouncer
 
 include make/infra.mk
 include make/faults.mk
@@ -33,8 +33,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix $(LINTED)
 
 # tests/report needs Allure (npm) and Debian's chromium: see make/spec.mk
-pytest: $(STAMP) node_modules/.installed browser
+pytest: $(STAMP) node_modules/.installed browser pgbouncer
 	$(PY) -m pytest
+
+# Debian's pgbouncer for the pooler tests and the embedded+pgbouncer spec backend (only when missing)
+pgbouncer:
+	bash scripts/install-pgbouncer.sh
 
 test: lint pytest spec-dry-run spec-embedded
 

@@ -1,8 +1,7 @@
 @allure.label.epic:Safe_schema_changes
 Feature: Exactly once, whatever a migration does
   As the engineer who owns the deploy pipeline
-  I want pgship's own bookkeeping (its lock, its tracking table, its session) to hold
-  even when a migration touches it, by mistake or out of old habit
+  I want pgship's own bookkeeping (its lock, its tracking table, its session) to hold even when a migration touches it
   So that every migration runs exactly once, and what a deploy reports is what happened
 
   Migrations are arbitrary SQL: they can release advisory locks, write to any table,

@@ -20,7 +20,7 @@ endif
 REVIEW := env -u DATABASE_URL -u PGHOST -u PGDATABASE -u PGSERVICE $(VENV)/bin/pgship review \
 	-m docker/postgres/migrations --replay --allure-results $(RESULTS)
 
-.PHONY: spec spec-container spec-matrix spec-report spec-dry-run spec-embedded browser
+.PHONY: spec spec-container spec-matrix spec-report spec-dry-run spec-embedded spec-pooler browser
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -69,6 +69,12 @@ spec-dry-run: $(STAMP)
 
 spec-embedded: $(STAMP)
 	$(BEHAVE) -D db=embedded -f progress
+
+# the connection-pooler feature with every scenario through a real PgBouncer, in both pool modes
+POOLER_FEATURE := features/deploying_through_a_connection_pooler.feature
+spec-pooler: $(STAMP) pgbouncer
+	$(BEHAVE) -D db=embedded+pgbouncer -D pool=transaction -f progress $(POOLER_FEATURE)
+	$(BEHAVE) -D db=embedded+pgbouncer -D pool=session -f progress $(POOLER_FEATURE)
 
 # Debian's chromium for tests/report/test_report_in_browser.py (installed only when missing)
 browser:

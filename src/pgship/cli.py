@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,6 +24,7 @@ from pgship.database import ConnectAttempt, check_url, connect, describe, passwo
 from pgship.errors import ExitCode, Interrupted, InvalidMigrations, PgshipError, Refused, UsageError
 from pgship.fleet import commands as fleet
 from pgship.history import TrackingTable
+from pgship.lease import DEFAULT_TTL_S as DEFAULT_LEASE_TTL_S
 from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_version, validate_new_name
 from pgship.options import (
     major_version,
@@ -44,6 +45,7 @@ from pgship.runner import (
 )
 
 if TYPE_CHECKING:
+    from pgship.locking import ConnectionChoice
     from pgship.replay import ReplayOptions
     from pgship.schema import SchemaDiff
 
@@ -197,6 +199,26 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_pooler_options(parser: argparse.ArgumentParser) -> None:
+    """Working through a connection pooler (migrate, baseline, repair)."""
+    parser.add_argument(
+        "--direct-url",
+        metavar="URL",
+        default=None,
+        help="an address that reaches PostgreSQL without the pooler; when the database URL goes through "
+        "a transaction pooler, the lock and the migrations run on it (default: PGSHIP_DIRECT_URL if set)",
+    )
+    parser.add_argument(
+        "--lease-ttl",
+        type=timeout_seconds,
+        default=DEFAULT_LEASE_TTL_S,
+        metavar="SECONDS",
+        help="through a transaction pooler without --direct-url, the run locks with a lease row renewed "
+        "in the background; a runner that dies blocks the next one for at most this long "
+        "(default: %(default)g)",
+    )
+
+
 def run_options_from(args: argparse.Namespace) -> RunOptions:
     """The :class:`RunOptions` the flags of :func:`add_run_options` ask for."""
     return RunOptions(
@@ -291,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_option(migrate)
     add_run_options(migrate)
     fleet.add_options(migrate, "migrate")
+    add_pooler_options(migrate)
 
     plan = add(
         "plan",
@@ -357,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     baseline.add_argument("version", help="the version whose schema the database already has")
     _wait_option(baseline)
+    add_pooler_options(baseline)
 
     repair = add(
         "repair",
@@ -370,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also delete tracking rows of applied migrations whose files were deleted",
     )
     _wait_option(repair)
+    add_pooler_options(repair)
 
     wait = add(
         "wait",
@@ -394,6 +419,7 @@ class Context:
         self.args = args
         self.settings = settings
         self.out = out
+        self.connection: ConnectionChoice | None = None  # how a locking command reached the server
 
     @property
     def table(self) -> TrackingTable:
@@ -422,7 +448,34 @@ class Context:
             self.settings.database_url, wait_s=wait, on_retry=on_retry, named=self.settings.has_database
         )
 
-    def runner(self, conn: Any, options: RunOptions | None = None) -> Runner:
+    @contextlib.contextmanager
+    def locking_runner(self, options: RunOptions | None = None) -> Iterator[tuple[Runner, Any]]:
+        """A runner for a command that takes the migration lock, and its connection (see
+        :func:`pgship.locking.locking_runner`: direct, through a pooler, or refused)."""
+        from pgship.locking import DIRECT_URL_ENV, locking_runner
+
+        def chosen(choice: ConnectionChoice) -> None:
+            self.connection = choice
+            if choice.note and not self.out.as_json:
+                self.out.line(choice.note)
+
+        with (
+            self.connect() as conn,
+            locking_runner(
+                conn,
+                url=self.settings.database_url,
+                direct_url=getattr(self.args, "direct_url", None) or os.environ.get(DIRECT_URL_ENV) or None,
+                table=self.table,
+                lease_ttl_s=getattr(self.args, "lease_ttl", DEFAULT_LEASE_TTL_S),
+                make_runner=lambda c, **locking: self.runner(c, options, **locking),
+                on_choice=chosen,
+                named=self.settings.has_database,
+                wait_s=getattr(self.args, "wait", 0.0),
+            ) as (runner, used),
+        ):
+            yield runner, used
+
+    def runner(self, conn: Any, options: RunOptions | None = None, **locking: Any) -> Runner:
         target = describe(self.settings.database_url)
 
         def on_event(event: Event) -> None:
@@ -433,15 +486,18 @@ class Context:
             for message in event.data.get("messages", ()) if event.kind == "applied" else ():
                 self.out.line(f"    {message['severity']}: {message['message']}")  # RAISE WARNING/NOTICE
 
-        return Runner(conn, self.table, options=options, on_event=on_event)
+        return Runner(conn, self.table, options=options, on_event=on_event, **locking)
 
     def header(self) -> dict[str, Any]:
-        return {
+        header = {
             "command": self.args.command,
             "database": describe(self.settings.database_url),
             "table": str(self.settings.table),
             "migrations_dir": str(self.settings.migrations_dir),
         }
+        if self.connection is not None:
+            header["connection"] = self.connection.to_json()
+        return header
 
 
 def _target(args: argparse.Namespace) -> Version | None:
@@ -501,11 +557,11 @@ def cmd_migrate(ctx: Context) -> int:
     args = ctx.args
     discovery = ctx.discover()
     options = run_options_from(args)
-    with ctx.connect() as conn:
+    with ctx.locking_runner(options) as (runner, conn):
         if not discovery.migrations and not args.allow_empty:
             raise_refusals(_with_empty_refusal(discovery, ctx.runner(conn).plan(discovery), args))
         try:
-            result = ctx.runner(conn, options).migrate(
+            result = runner.migrate(
                 discovery,
                 target=_target(args),
                 allow_out_of_order=args.allow_out_of_order,
@@ -759,8 +815,8 @@ def cmd_baseline(ctx: Context) -> int:
     except ValueError as exc:
         raise UsageError(f"baseline: {exc}") from None
     discovery = ctx.discover()
-    with ctx.connect() as conn:
-        recorded = ctx.runner(conn).baseline(discovery, version)
+    with ctx.locking_runner() as (runner, _):
+        recorded = runner.baseline(discovery, version)
     if ctx.out.as_json:
         ctx.out.document({**ctx.header(), "baseline": str(version), "recorded": recorded, "status": "ok"})
     else:
@@ -774,8 +830,8 @@ def cmd_baseline(ctx: Context) -> int:
 
 def cmd_repair(ctx: Context) -> int:
     discovery = ctx.discover()
-    with ctx.connect() as conn:
-        changes = ctx.runner(conn).repair(discovery, forget_missing=ctx.args.forget_missing)
+    with ctx.locking_runner() as (runner, _):
+        changes = runner.repair(discovery, forget_missing=ctx.args.forget_missing)
     if ctx.out.as_json:
         ctx.out.document({**ctx.header(), "changes": [asdict(c) for c in changes], "status": "ok"})
         return ExitCode.OK

@@ -305,6 +305,7 @@ def connect(
     autocommit: bool = True,
     wait_option: str = "--wait",
     named: bool = True,
+    pooled: bool = False,
 ) -> psycopg.Connection:
     """Connect, retrying transient failures for up to ``wait_s`` seconds.
 
@@ -313,6 +314,8 @@ def connect(
     missing database or role, a parameter the server or libpq refuses); :class:`UsageError`
     (exit 2) for a malformed URL, before trying. ``named=False`` says that nothing named the
     database (no URL, no ``PG*`` variable): the error then says so, and what libpq tried instead.
+    ``pooled=True`` (through a transaction pooler) turns psycopg's automatic server-side prepared
+    statements off: their names would collide on the server backends the pooler shares.
     """
     import psycopg
 
@@ -325,12 +328,15 @@ def connect(
         remaining = wait_s - (time.monotonic() - started)
         timeout = max(1, int(min(connect_timeout_s, max(remaining, 1.0)) + 0.999))
         try:
-            return psycopg.connect(
+            conn = psycopg.connect(
                 url or "",
                 autocommit=autocommit,
                 connect_timeout=timeout,
                 application_name=APPLICATION_NAME,
             )
+            if pooled:
+                conn.prepare_threshold = None
+            return conn
         except psycopg.ProgrammingError as exc:  # libpq cannot parse the string: its message quotes it
             raise UsageError(
                 f"the database URL is not usable: {_libpq_reason(str(exc))}", hint=URL_HINT

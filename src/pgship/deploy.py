@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from pgship.database import ConnectAttempt, connect, describe, scrub
 from pgship.errors import Interrupted, PgshipError, StageFailed
 from pgship.history import TrackingTable
+from pgship.lease import DEFAULT_TTL_S
+from pgship.locking import DIRECT_URL_ENV, ConnectionChoice, locking_runner
 from pgship.migrations import Discovery, Version, discover, require_parsed
 from pgship.planner import empty_directory_refusal
 from pgship.runner import Event, EventSink, MigrateResult, Runner, RunOptions, raise_refusals
@@ -312,10 +314,30 @@ class Deployment:
             f"{len(pending)} to apply{': ' + ', '.join(pending) if pending else ''}"
         )
 
+    def _connection_chosen(self, choice: ConnectionChoice) -> None:
+        if choice.note:  # only when not direct: the lock and the session model differ behind a pooler
+            self.emit(Event("connection", choice.note, choice.to_json()))
+
     def _migrate(self) -> str:
-        assert self.discovery is not None
+        assert self.discovery is not None and self.conn is not None
         try:
-            result = self._runner().migrate(self.discovery, **self._plan_options())
+            with locking_runner(
+                self.conn,
+                url=self.settings.database_url,
+                direct_url=os.environ.get(DIRECT_URL_ENV) or None,
+                table=TrackingTable.parse(self.settings.table),
+                lease_ttl_s=DEFAULT_TTL_S,
+                make_runner=lambda conn, **locking: Runner(
+                    conn,
+                    TrackingTable.parse(self.settings.table),
+                    options=self.options.run_options,
+                    on_event=self.emit,
+                    **locking,
+                ),
+                on_choice=self._connection_chosen,
+                named=self.settings.has_database,
+            ) as (runner, _):
+                result = runner.migrate(self.discovery, **self._plan_options())
         except PgshipError as error:
             if isinstance(error.partial_result, MigrateResult):
                 self.report.migrate = error.partial_result

@@ -298,12 +298,15 @@ def check_statement(table: TrackingTable, timeout_s: float) -> str:
 
     A READ ONLY transaction whose local timeouts end it on the server shortly
     before the client gives up, so a slow check does not linger as a backend.
+    Everything it sets is local to it, and ``search_path`` goes back to its default
+    for it: through a transaction pooler the backend is shared, and another client's
+    session-level ``SET search_path`` may still be on it.
     """
     statement_ms = max(100, int(timeout_s * 1000 * 0.8))
     lock_ms = max(50, statement_ms // 2)
     query = tracking.rows_as_json_query(table).as_string(None)
     return (
-        f"BEGIN READ ONLY; SET LOCAL statement_timeout = {statement_ms}; "
+        f"BEGIN READ ONLY; SET LOCAL search_path TO DEFAULT; SET LOCAL statement_timeout = {statement_ms}; "
         f"SET LOCAL lock_timeout = {lock_ms}; {query}; COMMIT"
     )
 

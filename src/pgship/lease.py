@@ -31,7 +31,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,6 +80,10 @@ class Lease:
         self._renewer: threading.Thread | None = None
         self._stop = threading.Event()
 
+    def rebind(self, table: TrackingTable) -> None:
+        """Follow the tracking table once it is resolved (schema-qualified)."""
+        self.table = lease_table(table)
+
     # -- the table ---------------------------------------------------------------------
     def ensure_table(self, conn: psycopg.Connection) -> bool:
         """Create the lease table if missing; True when it was created."""
@@ -90,6 +94,11 @@ class Lease:
         ).fetchone()
         if exists and exists[0]:
             return False
+        if self.table.schema:  # a tracking table in a schema of its own: the first run creates both
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.table.schema)),
+                prepare=False,
+            )
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, token text NOT NULL, "
@@ -101,11 +110,35 @@ class Lease:
         return True
 
     # -- taking, renewing, releasing ---------------------------------------------------
+    @staticmethod
+    def _write(conn: psycopg.Connection, query: Any, params: tuple[Any, ...]) -> tuple[Any, int]:
+        """One short read-write transaction: ``(first row, rowcount)`` of ``query``.
+
+        Through a transaction pooler the backend may carry another client's session-level
+        ``default_transaction_read_only``, ``lock_timeout`` or ``statement_timeout``: the
+        transaction sets its own. The row is locked only by a migration between its lease check
+        and its COMMIT, so 5 s of lock wait is plenty; a longer wait raises ``LockNotAvailable``.
+        """
+        conn.execute("BEGIN READ WRITE", prepare=False)
+        try:
+            conn.execute("SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '30s'", prepare=False)
+            cursor = conn.execute(query, params, prepare=False)
+            row = cursor.fetchone() if cursor.description else None
+            count = cursor.rowcount
+            conn.execute("COMMIT", prepare=False)
+        except BaseException:
+            if not conn.closed and not conn.broken:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK", prepare=False)
+            raise
+        return row, count
+
     def try_acquire(self, conn: psycopg.Connection) -> bool:
         """One short transaction: take the lease if it is free or expired."""
         from psycopg import sql
 
-        row = conn.execute(
+        row, _ = self._write(
+            conn,
             sql.SQL(
                 "INSERT INTO {t} AS l (name, token, holder, expires_at) "
                 "VALUES (%s, %s, %s, clock_timestamp() + make_interval(secs => %s)) "
@@ -114,31 +147,30 @@ class Lease:
                 "WHERE l.expires_at < clock_timestamp() RETURNING l.token"
             ).format(t=self.table.identifier()),
             (LOCK_NAME, self.token, self.holder, self.ttl_s),
-            prepare=False,
-        ).fetchone()
+        )
         return bool(row and row[0] == self.token)
 
     def renew(self, conn: psycopg.Connection) -> bool:
         """Push the expiry out by one lease length; False when the lease is no longer ours."""
         from psycopg import sql
 
-        cursor = conn.execute(
+        _, count = self._write(
+            conn,
             sql.SQL(
                 "UPDATE {} SET expires_at = clock_timestamp() + make_interval(secs => %s) "
                 "WHERE name = %s AND token = %s AND expires_at > clock_timestamp()"
             ).format(self.table.identifier()),
             (self.ttl_s, LOCK_NAME, self.token),
-            prepare=False,
         )
-        return cursor.rowcount == 1
+        return count == 1
 
     def release(self, conn: psycopg.Connection) -> None:
         from psycopg import sql
 
-        conn.execute(
+        self._write(
+            conn,
             sql.SQL("DELETE FROM {} WHERE name = %s AND token = %s").format(self.table.identifier()),
             (LOCK_NAME, self.token),
-            prepare=False,
         )
 
     def current_holder(self, conn: psycopg.Connection) -> LeaseHolder | None:

@@ -43,6 +43,7 @@ from pgship.planner import Plan, State, make_plan
 if TYPE_CHECKING:
     import psycopg
 
+    from pgship.lease import Lease
     from pgship.sqlscript import Script, Statement
 
 
@@ -120,8 +121,13 @@ class Runner:
         *,
         options: RunOptions | None = None,
         on_event: EventSink | None = None,
+        lease: Lease | None = None,
+        lease_connect: Callable[[], psycopg.Connection] | None = None,
     ) -> None:
         self.conn = conn
+        # through a transaction pooler: lock with a lease row, keep no session state (pgship.locking)
+        self.lease = lease
+        self._lease_connect = lease_connect
         self.table = table  # as configured until resolved (schema-qualified) on first use
         self._resolved: tracking.Resolved | None = None
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
@@ -146,7 +152,12 @@ class Runner:
         """The tracking table, schema-qualified (:func:`pgship.history.resolve`), resolved once per run."""
         if self._resolved is None:
             with self._lost_connection("locating the tracking table"):
-                self._resolved = tracking.resolve(self.conn, self.table)
+                if self.lease is None:
+                    self._resolved = tracking.resolve(self.conn, self.table)
+                else:  # a shared backend may carry another client's SET search_path: not for us
+                    with self.conn.transaction():
+                        self.conn.execute("SET LOCAL search_path TO DEFAULT")
+                        self._resolved = tracking.resolve(self.conn, self.table)
             self.table = self._resolved.table
         return self.table
 
@@ -223,6 +234,7 @@ class Runner:
         plan = make_plan(discovery, history, **plan_options)
         raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
+        self._refuse_pooled_no_transaction(plan, scripts)
         result.warnings = list(plan.warnings)
         if not plan.to_apply and not plan.to_adopt and history.exists and not history.is_legacy:
             result.already_applied = plan.applied_count
@@ -238,6 +250,7 @@ class Runner:
             raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
+            self._refuse_pooled_no_transaction(plan, scripts)
             for migration in plan.to_adopt:
                 tracking.set_checksum(self.conn, self.table, migration.version, migration.checksum)
                 self._rows = None  # read again before the next migration
@@ -262,6 +275,7 @@ class Runner:
                     )
                 )
             for index, migration in enumerate(plan.to_apply, start=1):
+                self._check_lease()
                 self.emit(
                     Event(
                         "start",
@@ -446,13 +460,50 @@ class Runner:
         return changes
 
     # -- locking -------------------------------------------------------------------
+    def _refuse_pooled_no_transaction(self, plan: Plan, scripts: dict[Version, Script]) -> None:
+        if self.lease is not None:
+            from pgship.locking import refuse_no_transaction
+
+            refuse_no_transaction(
+                [
+                    m.filename
+                    for m in plan.to_apply
+                    if m.version in scripts and scripts[m.version].no_transaction
+                ]
+            )
+
+    def _check_lease(self) -> None:
+        if self.lease is not None and self.lease.lost.is_set():
+            raise PgshipError(
+                f"this run lost its migration lease ({self.lease.table}) before the next migration: it could "
+                "not renew it in time, and another deploy may have taken over",
+                hint="Every migration this run applied is committed and recorded; nothing else was started. "
+                "Run `pgship status`, then deploy again.",
+            )
+
     @contextmanager
     def advisory_lock(self) -> Iterator[None]:
         """Hold the table's session-level advisory lock; poll for it up to ``lock_wait_s``.
 
         The key comes from the resolved, schema-qualified table, never from the name as typed:
         ``schema_migrations`` and ``"public"."schema_migrations"`` are one table and one lock.
+        Through a transaction pooler (``lease`` given) the run holds the lease instead.
         """
+        if self.lease is not None:
+            from pgship.locking import hold_lease
+
+            self.resolve()
+            self.lease.rebind(self.table)
+            with hold_lease(
+                self.lease,
+                self.conn,
+                wait_s=self.options.lock_wait_s,
+                connect=self._lease_connect or (lambda: self.conn),
+                on_wait=lambda message: self.emit(Event("lock_wait", message)),
+                on_acquired=lambda: self.emit(Event("lock", "acquired the migration lease")),
+            ):
+                yield
+            return
         key = self.resolve().lock_key
         started = time.monotonic()
         delay = 0.05
@@ -511,6 +562,8 @@ class Runner:
         process dies mid-migration, ``client_connection_check_interval`` lets the server notice within
         a second and roll back, instead of finishing a long statement (and holding its locks) for nobody.
         """
+        if self.lease is not None:
+            return []  # through a transaction pooler: every reset is local to the migration (_begin)
         statements = [
             "SET SESSION AUTHORIZATION DEFAULT",
             "RESET ALL",
@@ -525,8 +578,13 @@ class Runner:
             statements.append("SET client_connection_check_interval = 1000")
         return statements
 
+    def _reset_session(self) -> None:
+        defaults = self._session_defaults()
+        if defaults:
+            self.conn.execute("; ".join(defaults))
+
     def _applied_by(self) -> str:
-        self.conn.execute("; ".join(self._session_defaults()))
+        self._reset_session()
         row = self.conn.execute("SELECT current_user").fetchone()
         who = os.environ.get("PGSHIP_APPLIED_BY") or self.options.applied_by
         if not who:
@@ -561,6 +619,8 @@ class Runner:
         return self._rows
 
     def _lock_held_sql(self) -> str:
+        if self.lease is not None:
+            return "TRUE"  # the lease check (Lease.check_statement) runs next to the guard instead
         unsigned = self.table.lock_key & 0xFFFFFFFFFFFFFFFF
         return (
             "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted "
@@ -606,7 +666,14 @@ class Runner:
         self, migration: MigrationFile, code: str, *, partial: bool, statements: int = 0
     ) -> MigrationFailed:
         table = self.table
-        if code == LOCK_RELEASED:
+        if code == LOCK_RELEASED and self.lease is not None:
+            what = (
+                f"this run lost its migration lease ({self.lease.table}) before {migration.filename} could "
+                "commit: it expired unrenewed (the runner paused, or lost the database), or the migration "
+                "itself deleted or changed the lease row"
+            )
+            why = "another deploy may have taken over, so the run stops here"
+        elif code == LOCK_RELEASED:
             what = (
                 f"{migration.filename} released the migration lock (pg_advisory_unlock, "
                 "pg_advisory_unlock_all or DISCARD ALL)"
@@ -687,10 +754,14 @@ class Runner:
                     self.conn.execute(counts)
                     for statement in script.statements:
                         cursors.append((statement, self.conn.execute(statement.text)))
+                    for cleanup in self._pooled_cleanup():
+                        self.conn.execute(cleanup)
                     self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
                     self.conn.execute("SET LOCAL ROLE NONE")
                     self.conn.execute(self._own_statement_timeout())
                     record_cursor = self.conn.execute(record)
+                    if self.lease is not None:
+                        self.conn.execute(self.lease.check_statement())
                     self.conn.execute(guard)
                     self.conn.execute("COMMIT")
                     for setting in self._session_defaults():
@@ -783,7 +854,7 @@ class Runner:
                         migration, LOCK_RELEASED, partial=True, statements=self._executed
                     )
             elapsed = _ms_since(started)
-            self.conn.execute("; ".join(self._session_defaults()))
+            self._reset_session()
             present = self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
             if present is None or tracking.read(self.conn, self.table).missing_columns:
                 raise self._guard_failure(
@@ -800,7 +871,7 @@ class Runner:
         finally:
             if not self.conn.closed and not self.conn.broken:
                 with suppress(psycopg.Error):
-                    self.conn.execute("; ".join(self._session_defaults()))
+                    self._reset_session()
 
     def _drop_interrupted_index(self, migration: MigrationFile, statement: Statement) -> None:
         """Drop the INVALID index an interrupted run of this ``CREATE INDEX CONCURRENTLY`` left behind.
@@ -851,10 +922,59 @@ class Runner:
         )
 
     def _begin(self, lock_timeout_s: float) -> list[str]:
-        parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
+        # through a pooler another client's session-level default_transaction_read_only may be on the backend
+        begin = "BEGIN" if self.lease is None else "BEGIN READ WRITE"
+        parts = [begin, *self._local_resets(), f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]
         if self.options.statement_timeout_s:
             parts.append(f"SET LOCAL statement_timeout = '{int(self.options.statement_timeout_s * 1000)}ms'")
         return parts
+
+    def _local_resets(self) -> list[str]:
+        """Through a transaction pooler: the clean-session reset, local to the migration's transaction.
+
+        The server backend is shared with the pooler's other clients, so nothing is reset (or set) at
+        session level: settings another client's ``SET`` left on this backend go back to their
+        defaults for this transaction only, and so do the role and ``search_path``.
+        """
+        if self.lease is None:
+            return []
+        resets = [
+            "SET LOCAL SESSION AUTHORIZATION DEFAULT",
+            "SET LOCAL ROLE NONE",
+            "SELECT pg_catalog.set_config(name, reset_val, true) FROM pg_catalog.pg_settings "
+            "WHERE source = 'session' AND (context = 'user' OR context = 'superuser' AND "
+            "(SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)) "
+            "AND lower(name) NOT IN ('session_authorization', 'role', 'transaction_isolation', "
+            "'transaction_read_only', 'transaction_deferrable', 'client_encoding', 'datestyle', "
+            "'timezone', 'intervalstyle', 'standard_conforming_strings', 'application_name')",
+            "SET LOCAL search_path TO DEFAULT",
+        ]
+        if self.conn.info.server_version >= 140000:
+            resets.append("SET LOCAL client_connection_check_interval = 1000")
+        return resets
+
+    def _pooled_cleanup(self) -> list[str]:
+        """Through a transaction pooler: undo, before COMMIT, the session state the migration left.
+
+        The backend goes back to the pooler's other clients after the COMMIT, so nothing can be reset
+        at session level afterwards; reset *inside* the transaction, it commits with the migration.
+        It is the clean-session reset of :meth:`_session_defaults`, except that only prepared
+        statements made with SQL ``PREPARE`` are deallocated (a pooler may track protocol-level
+        ones of its own on the backend).
+        """
+        if self.lease is None:
+            return []
+        return [
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "RESET ALL",
+            "DISCARD TEMP",
+            "DISCARD SEQUENCES",
+            "CLOSE ALL",
+            "UNLISTEN *",
+            "DO $pgship_deallocate$ DECLARE p record; BEGIN FOR p IN SELECT name FROM "
+            "pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE 'DEALLOCATE ' || "
+            "quote_ident(p.name); END LOOP; END $pgship_deallocate$",
+        ]
 
     def _own_statement_timeout(self) -> str:
         """The runner's own statements (row, guard) get ``--statement-timeout``, not a migration's."""

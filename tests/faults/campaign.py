@@ -94,6 +94,23 @@ FAULTS: dict[str, tuple[str, str]] = {
         "the database",
         "tests/faults/test_hostile_migrations.py -k stop_signal",
     ),
+    "SIGKILL through a transaction pooler": (
+        "SIGKILL of the runner mid-run through PgBouncer in transaction mode (lease lock, `--lease-ttl 2`); "
+        "the rerun through the pooler waits out the dead lease",
+        "tests/faults/test_pooler.py -k sigkill",
+    ),
+    "4 runners at once through a transaction pooler": (
+        "4 runners at once through PgBouncer in transaction mode",
+        "tests/faults/test_pooler.py -k racing",
+    ),
+    "PgBouncer RECONNECT mid-run": (
+        "PgBouncer admin `RECONNECT db` mid-run (server connections replaced as they come free)",
+        "tests/faults/test_pooler.py -k RECONNECT",
+    ),
+    "PgBouncer KILL mid-run": (
+        "PgBouncer admin `KILL db` mid-run (every client and server connection dropped), then `RESUME`",
+        "tests/faults/test_pooler.py -k KILL",
+    ),
     "hostile migration directories": (
         "hand-written hostile directories",
         "tests/faults/test_bad_input.py -k hostile",

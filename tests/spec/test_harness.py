@@ -41,6 +41,17 @@ def test_url_backend_needs_a_url_and_never_describes_it() -> None:
     assert "hunter22" not in choice.describe()
 
 
+def test_the_pgbouncer_backend_defaults_to_transaction_pooling_and_refuses_other_modes() -> None:
+    choice = choose_backend({"db": "embedded+pgbouncer"}, {})
+    assert (choice.name, choice.pool_mode) == ("embedded+pgbouncer", "transaction")
+    assert "PgBouncer in transaction" in choice.describe()
+    assert choose_backend({"db": "embedded+pgbouncer", "pool": "session"}, {}).pool_mode == "session"
+    assert choose_backend({}, {"PGSHIP_TEST_DB": "embedded+pgbouncer"}).pool_mode == "transaction"
+    with pytest.raises(BackendChoiceError, match="transaction, session"):
+        choose_backend({"db": "embedded+pgbouncer", "pool": "statement"}, {})
+    assert choose_backend({"db": "embedded"}, {}).pool_mode is None
+
+
 def test_unknown_backend_is_refused_with_the_choices() -> None:
     with pytest.raises(BackendChoiceError, match="embedded, container, url"):
         choose_backend({"db": "sqlite"}, {})

@@ -5,8 +5,9 @@ repeatable-read transaction (one consistent picture, nothing written) with an
 empty ``search_path``, so the server prints every name it decompiles
 schema-qualified, the same way in any database. Left out: system schemas
 (``pg_*``, ``information_schema``), objects that belong to an extension (the
-extension itself is compared), and pgship's tracking table with everything on
-it (its rows are pgship's bookkeeping, and a legacy table upgraded in place
+extension itself is compared), and pgship's tracking table and its lease table
+(``<table>_lease``, the lock through a transaction pooler) with everything on
+them (their rows are pgship's bookkeeping, and a legacy table upgraded in place
 legitimately differs from one pgship created).
 
 Not compared: owners and privileges (roles are the server's, not the
@@ -42,7 +43,7 @@ SELECT n.nspname, c.relname, c.relkind, c.relpersistence, c.relrowsecurity, c.re
              ORDER BY i.inhseqno),
        c.reloptions
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'f') AND {_USER_SCHEMA} AND c.oid <> %(tracking)s::oid
+ WHERE c.relkind IN ('r', 'p', 'f') AND {_USER_SCHEMA} AND c.oid <> ALL (%(tracking)s::oid[])
    AND {_not_extension_member("pg_class", "c.oid")}
 """
 
@@ -57,7 +58,7 @@ SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
   LEFT JOIN pg_collation co ON co.oid = a.attcollation
  WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f') AND {_USER_SCHEMA}
-   AND c.oid <> %(tracking)s::oid AND {_not_extension_member("pg_class", "c.oid")}
+   AND c.oid <> ALL (%(tracking)s::oid[]) AND {_not_extension_member("pg_class", "c.oid")}
 """
 
 # Indexes that implement a primary key, unique or exclusion constraint are compared as that constraint.
@@ -69,7 +70,7 @@ SELECT n.nspname, ci.relname, ct.relkind, nt.nspname, ct.relname, pg_get_indexde
   JOIN pg_namespace n ON n.oid = ci.relnamespace
   JOIN pg_class ct ON ct.oid = i.indrelid
   JOIN pg_namespace nt ON nt.oid = ct.relnamespace
- WHERE {_USER_SCHEMA} AND i.indrelid <> %(tracking)s::oid
+ WHERE {_USER_SCHEMA} AND i.indrelid <> ALL (%(tracking)s::oid[])
    AND {_not_extension_member("pg_class", "ct.oid")}
    AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid
                    AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))
@@ -83,7 +84,7 @@ SELECT n.nspname, c.relname, ty.typname, k.conname, k.contype, pg_get_constraint
   JOIN pg_namespace n ON n.oid = k.connamespace
   LEFT JOIN pg_class c ON c.oid = k.conrelid
   LEFT JOIN pg_type ty ON ty.oid = k.contypid
- WHERE {_USER_SCHEMA} AND k.contype NOT IN ('n', 't') AND k.conrelid <> %(tracking)s::oid
+ WHERE {_USER_SCHEMA} AND k.contype NOT IN ('n', 't') AND k.conrelid <> ALL (%(tracking)s::oid[])
    AND (c.oid IS NULL OR {_not_extension_member("pg_class", "c.oid")})
    AND (ty.oid IS NULL OR {_not_extension_member("pg_type", "ty.oid")})
 """
@@ -113,7 +114,7 @@ SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL), s.seqstart, s.seqinc
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE {_USER_SCHEMA} AND {_not_extension_member("pg_class", "c.oid")}
    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                   AND d.objid = c.oid AND d.refobjid = %(tracking)s::oid)
+                   AND d.objid = c.oid AND d.refobjid = ANY (%(tracking)s::oid[]))
 """
 
 _TYPES = f"""
@@ -147,7 +148,7 @@ SELECT n.nspname, c.relname, p.polname, p.polcmd, p.polpermissive,
   FROM pg_policy p
   JOIN pg_class c ON c.oid = p.polrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE {_USER_SCHEMA} AND c.oid <> %(tracking)s::oid AND {_not_extension_member("pg_class", "c.oid")}
+ WHERE {_USER_SCHEMA} AND c.oid <> ALL (%(tracking)s::oid[]) AND {_not_extension_member("pg_class", "c.oid")}
 """
 
 _TRIGGERS = f"""
@@ -155,7 +156,7 @@ SELECT n.nspname, c.relname, c.relkind, t.tgname, pg_get_triggerdef(t.oid), t.tg
   FROM pg_trigger t
   JOIN pg_class c ON c.oid = t.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE NOT t.tgisinternal AND {_USER_SCHEMA} AND c.oid <> %(tracking)s::oid
+ WHERE NOT t.tgisinternal AND {_USER_SCHEMA} AND c.oid <> ALL (%(tracking)s::oid[])
    AND {_not_extension_member("pg_class", "c.oid")}
 """
 
@@ -180,10 +181,15 @@ def snapshot(conn: psycopg.Connection, table: TrackingTable | None = None) -> Sn
     ``conn`` must be in autocommit mode (as :func:`pgship.database.connect` makes it): the
     snapshot opens its own read-only transaction.
     """
-    tracking = 0
+    tracking: list[int] = []
     if table is not None:
-        row = conn.execute("SELECT coalesce(to_regclass(%s)::oid, 0)", (table.regclass_text(),)).fetchone()
-        tracking = int(row[0]) if row else 0
+        from pgship.lease import lease_table
+
+        names = [table.regclass_text(), lease_table(table).regclass_text()]
+        row = conn.execute(
+            "SELECT array_remove(ARRAY[to_regclass(%s)::oid, to_regclass(%s)::oid], NULL)", names
+        ).fetchone()
+        tracking = [int(oid) for oid in row[0]] if row else []
     params = {"tracking": tracking}
     result = Snapshot()
     with conn.transaction():

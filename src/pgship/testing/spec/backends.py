@@ -1,12 +1,15 @@
 """Which PostgreSQL server the specification runs against, chosen once per run.
 
-``behave -D db=embedded|container|url`` wins over ``PGSHIP_TEST_DB``; the
-default is the embedded server because it needs nothing but pip.
-``behave -D pg=14`` (or ``PGSHIP_TEST_PG``) chooses the PostgreSQL major: the
-embedded server's (14-18, default 16), or for a container the ``postgres:N``
+``behave -D db=embedded|container|url|embedded+pgbouncer`` wins over
+``PGSHIP_TEST_DB``; the default is the embedded server because it needs nothing
+but pip. ``behave -D pg=14`` (or ``PGSHIP_TEST_PG``) chooses the PostgreSQL major:
+the embedded server's (14-18, default 16), or for a container the ``postgres:N``
 image when no image is named; ``make spec-matrix`` runs every scenario on each. The
 container and URL backends are imported only when chosen, so a machine without
 Docker or testcontainers can still run the specification.
+``embedded+pgbouncer`` puts a real PgBouncer (started once per run) between every
+scenario and the embedded server; ``-D pool=transaction|session`` picks its pool
+mode (default transaction).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 
 from pgship.testing.server import PostgresServer
 
-BACKENDS = ("embedded", "container", "url")
+BACKENDS = ("embedded", "container", "url", "embedded+pgbouncer")
+POOL_MODES = ("transaction", "session")
 DEFAULT_IMAGE = "postgres:16"
 
 
@@ -33,6 +37,7 @@ class BackendChoice:
     image: str | None = None
     url: str | None = None
     pg: int | None = None  # the embedded server's major (None: its default)
+    pool_mode: str | None = None  # embedded+pgbouncer: the pooler's mode
 
     def describe(self) -> str:
         """A one-line, password-free description for reports."""
@@ -42,7 +47,10 @@ class BackendChoice:
             return "url (existing server from DATABASE_URL)"
         from pgship.testing.binaries import default_major
 
-        return f"embedded (PostgreSQL {self.pg or default_major()} with contrib)"
+        server = f"embedded (PostgreSQL {self.pg or default_major()} with contrib)"
+        if self.pool_mode:
+            return f"{server}, through PgBouncer in {self.pool_mode} pooling mode"
+        return server
 
 
 def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> BackendChoice:
@@ -65,6 +73,14 @@ def choose_backend(userdata: Mapping[str, str], environ: Mapping[str, str] = os.
                 "the url backend needs a server: set DATABASE_URL (or -D url=...) to a superuser URL"
             )
         return BackendChoice(name, url=url)
+    if name == "embedded+pgbouncer":
+        pool = (userdata.get("pool") or environ.get("PGSHIP_TEST_POOL") or "transaction").strip().lower()
+        if pool not in POOL_MODES:
+            raise BackendChoiceError(
+                f"unknown pool mode {pool!r} (from -D pool= or PGSHIP_TEST_POOL); choose one of "
+                f"{', '.join(POOL_MODES)}"
+            )
+        return BackendChoice(name, pg=pg, pool_mode=pool)
     return BackendChoice(name, pg=pg)
 
 

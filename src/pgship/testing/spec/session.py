@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pgship
+from pgship.testing.pgbouncer import PgBouncer
 from pgship.testing.server import PostgresServer
 from pgship.testing.spec import attachments
 from pgship.testing.spec.backends import BackendChoice, choose_backend, create_server
@@ -41,13 +42,16 @@ class SpecSession:
     startup_seconds: float = 0.0
     #: milliseconds each scenario spent in begin_scenario + end_scenario (the isolation it waited for)
     isolation_ms: list[float] = field(default_factory=list)
+    #: PgBouncers of this run by pool mode, started on first use (the embedded+pgbouncer backend's at start)
+    poolers: dict[str, PgBouncer] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
     def from_userdata(cls, userdata: Mapping[str, str]) -> SpecSession:
         """Settings from ``behave -D ...`` (and the environment, for the backend)."""
         choice = choose_backend(userdata)
-        strategy = userdata.get("clone_strategy") or ("file_copy" if choice.name == "embedded" else None)
+        embedded = choice.name in ("embedded", "embedded+pgbouncer")
+        strategy = userdata.get("clone_strategy") or ("file_copy" if embedded else None)
         if strategy == "default":
             strategy = None
         prefetch = str(userdata.get("prefetch", "true")).lower() not in ("0", "false", "no", "off")
@@ -68,6 +72,8 @@ class SpecSession:
             self._stack.callback(self.databases.close)
             self.databases.prepare_template()
             self.databases.settle()  # the first scenario's clone is part of start-up, not of that scenario
+            if self.choice.pool_mode:
+                self.pooler(self.choice.pool_mode)
         except BaseException:
             self._stack.close()
             raise
@@ -83,6 +89,16 @@ class SpecSession:
         )
         return self
 
+    def pooler(self, mode: str) -> PgBouncer:
+        """This run's PgBouncer in ``mode`` in front of the server, started once, on first use."""
+        if self.server is None:
+            raise RuntimeError("the specification session has not started")
+        if mode not in self.poolers:
+            self.poolers[mode] = self._stack.enter_context(
+                PgBouncer(self.server.admin_url, pool_mode=mode, pool_size=8)  # type: ignore[arg-type]
+            )
+        return self.poolers[mode]
+
     def begin_scenario(self) -> ScenarioWorld:
         """A fresh database and workspace; on any failure, whatever was made is released again."""
         if self.server is None or self.databases is None:
@@ -95,7 +111,10 @@ class SpecSession:
             cleanup.callback(f"database {name}", lambda: databases.release(name))
             workspace = Workspace()
             cleanup.closeable(workspace, f"workspace {workspace.root}")
-            url = self.databases.url(name)
+            direct_url = self.databases.url(name)
+            url = direct_url
+            if self.choice.pool_mode:  # the scenario's database URL goes through the run's pooler
+                url = self.pooler(self.choice.pool_mode).url_for(name)
             cli = PgshipCli(
                 database_url=url,
                 migrations_dir=workspace.migrations_dir,
@@ -108,6 +127,8 @@ class SpecSession:
                 server=self.server,
                 database_name=name,
                 database_url=url,
+                direct_url=direct_url,
+                pooler_mode=self.choice.pool_mode,
                 workspace=workspace,
                 cleanup=cleanup,
                 cli=cli,

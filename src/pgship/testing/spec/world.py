@@ -30,6 +30,10 @@ class ScenarioWorld:
     cleanup: CleanupRegistry
     cli: PgshipCli
     facts: dict[str, Any] = field(default_factory=dict)
+    #: the database's address without any pooler (equal to ``database_url`` unless the run is pooled)
+    direct_url: str = ""
+    #: the pool mode of the PgBouncer that ``database_url`` goes through, if any
+    pooler_mode: str | None = None
 
     @property
     def last(self) -> CommandResult:
