@@ -303,3 +303,35 @@ def test_bad_fleet_input_is_refused_before_any_target_changes(pg_server, make_da
         assert result.code == 2, (args, result.output)
         assert message in result.stderr, result.stderr
     assert not table_exists(pg_server.url_for(name), "schema_migrations")
+
+
+def test_one_fleet_spans_two_servers_as_two_machines_would(
+    pg_server, make_databases, release, tmp_path: Path
+):
+    """Targets on two PostgreSQL servers (two ports standing for two machines), one run, one report."""
+    from pgship.testing import EmbeddedPostgres
+
+    (here,) = make_databases(1)
+    with EmbeddedPostgres() as other:
+        there = other.create_database(prefix="fleet_remote")
+        fleet_file = tmp_path / "fleet.toml"
+        fleet_file.write_text(
+            'groups = ["canary", "region-b"]\n'
+            '[[target]]\nname = "region-a"\ngroup = "canary"\nurl_env = "FLEET_A_URL"\n'
+            '[[target]]\nname = "region-b"\ngroup = "region-b"\nurl_env = "FLEET_B_URL"\n'
+        )
+        env = {"FLEET_A_URL": pg_server.url_for(here), "FLEET_B_URL": other.url_for(there)}
+        result = fleet_cli(pg_server, release, "migrate", "--fleet", str(fleet_file), "--json", env=env)
+        assert result.code == 0, result.output
+        document = json.loads(result.stdout)
+        assert {t["name"]: t["version_after"] for t in document["targets"]} == {
+            "region-a": "005",
+            "region-b": "005",
+        }
+        assert applied_versions(pg_server.url_for(here)) == ["001", "002", "003", "004", "005"]
+        assert applied_versions(other.url_for(there)) == ["001", "002", "003", "004", "005"]
+        assert other.password not in result.output and pg_server.password not in result.output
+        status = fleet_cli(
+            pg_server, release, "status", "--fleet", str(fleet_file), "--check", "--json", env=env
+        )
+        assert status.code == 0, status.output
