@@ -16,30 +16,13 @@ from typing import Any
 
 from behave import given, then
 
+from pgship.testing.foreign_tables import FLYWAY_DDL, GOLANG_MIGRATE_DDL, GOOSE_DDL
 from pgship.testing.spec import attachments
 from pgship.testing.spec.legacy_runner import apply_by_hand
 from pgship.testing.spec.workspace import SAMPLE_APP
 from steps.support import rows_for_version, schema_snapshot, version_key, version_list
 
 #: the tables' DDL, as each tool creates them on PostgreSQL
-GOLANG_MIGRATE_DDL = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, "
-    "dirty boolean not null)"
-)
-GOOSE_DDL = (
-    "CREATE TABLE goose_db_version (id serial NOT NULL, version_id bigint NOT NULL, "
-    "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
-)
-FLYWAY_DDL = (
-    'CREATE TABLE "public"."flyway_schema_history" ("installed_rank" INT NOT NULL, "version" VARCHAR(50), '
-    '"description" VARCHAR(200) NOT NULL, "type" VARCHAR(20) NOT NULL, "script" VARCHAR(1000) NOT NULL, '
-    '"checksum" INTEGER, "installed_by" VARCHAR(100) NOT NULL, '
-    '"installed_on" TIMESTAMP NOT NULL DEFAULT now(), "execution_time" INTEGER NOT NULL, '
-    '"success" BOOLEAN NOT NULL); '
-    'ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" '
-    'PRIMARY KEY ("installed_rank"); '
-    'CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" ("success")'
-)
 FOREIGN_TABLES = {
     "golang-migrate": "schema_migrations",
     "dbmate": "schema_migrations",

@@ -29,6 +29,7 @@ from pgship.migrations import TEMPLATE_NAME, Discovery, Version, discover, next_
 from pgship.options import (
     major_version,
     retry_count,
+    run_options_from,
     timeout_seconds,
     wait_seconds,
 )
@@ -216,16 +217,6 @@ def add_pooler_options(parser: argparse.ArgumentParser) -> None:
         help="through a transaction pooler without --direct-url, the run locks with a lease row renewed "
         "in the background; a runner that dies blocks the next one for at most this long "
         "(default: %(default)g)",
-    )
-
-
-def run_options_from(args: argparse.Namespace) -> RunOptions:
-    """The :class:`RunOptions` the flags of :func:`add_run_options` ask for."""
-    return RunOptions(
-        lock_wait_s=args.lock_wait,
-        lock_timeout_s=args.lock_timeout,
-        lock_retries=args.lock_retries,
-        statement_timeout_s=args.statement_timeout,
     )
 
 

@@ -24,10 +24,16 @@ from pgship.cli import (
     _wait_option,
     add_run_options,
     migrate_payload,
-    run_options_from,
 )
 from pgship.errors import ExitCode, PgshipError, StageFailed, UsageError
-from pgship.options import connection_count, header_bytes, port_number, timeout_seconds, wait_seconds
+from pgship.options import (
+    connection_count,
+    header_bytes,
+    port_number,
+    run_options_from,
+    timeout_seconds,
+    wait_seconds,
+)
 from pgship.output import Output
 from pgship.runner import Event
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgship.runner import RunOptions
 
 
 def seconds_type(*, zero_allowed: bool) -> Callable[[str], float]:
@@ -62,3 +66,15 @@ port_number = integer_type(1, 65535, what="port")
 header_bytes = integer_type(1024, what="size in bytes")  # serve --max-header-size
 connection_count = integer_type(1, what="number of connections")  # serve --max-connections
 major_version = integer_type(1, what="major version")  # --pg-version: 14-18 are shipped
+
+
+def run_options_from(args: argparse.Namespace) -> RunOptions:
+    """The :class:`~pgship.runner.RunOptions` the patience flags of ``migrate`` and ``deploy`` ask for."""
+    from pgship.runner import RunOptions
+
+    return RunOptions(
+        lock_wait_s=args.lock_wait,
+        lock_timeout_s=args.lock_timeout,
+        lock_retries=args.lock_retries,
+        statement_timeout_s=args.statement_timeout,
+    )

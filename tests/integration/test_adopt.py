@@ -18,29 +18,9 @@ import psycopg
 
 from pgship.history import TrackingTable
 from pgship.migrations import checksum_of
+from pgship.testing.foreign_tables import DBMATE_DDL, FLYWAY_DDL, GOLANG_MIGRATE_DDL, GOOSE_DDL
 from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
-
-#: the DDL each tool runs to create its table (PostgreSQL drivers)
-GOLANG_MIGRATE_DDL = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint not null primary key, "
-    "dirty boolean not null)"
-)
-DBMATE_DDL = "create table if not exists schema_migrations (version varchar(128) primary key)"
-GOOSE_DDL = (
-    "CREATE TABLE goose_db_version (id serial NOT NULL, version_id bigint NOT NULL, "
-    "is_applied boolean NOT NULL, tstamp timestamp NULL default now(), PRIMARY KEY(id))"
-)
-FLYWAY_DDL = (
-    'CREATE TABLE "public"."flyway_schema_history" ("installed_rank" INT NOT NULL, "version" VARCHAR(50), '
-    '"description" VARCHAR(200) NOT NULL, "type" VARCHAR(20) NOT NULL, "script" VARCHAR(1000) NOT NULL, '
-    '"checksum" INTEGER, "installed_by" VARCHAR(100) NOT NULL, '
-    '"installed_on" TIMESTAMP NOT NULL DEFAULT now(), "execution_time" INTEGER NOT NULL, '
-    '"success" BOOLEAN NOT NULL); '
-    'ALTER TABLE "public"."flyway_schema_history" ADD CONSTRAINT "flyway_schema_history_pk" '
-    'PRIMARY KEY ("installed_rank"); '
-    'CREATE INDEX "flyway_schema_history_s_idx" ON "public"."flyway_schema_history" ("success")'
-)
 
 FILES = {
     1: "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",

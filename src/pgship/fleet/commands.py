@@ -28,7 +28,7 @@ from pgship.fleet.targets import (
     select_shard,
 )
 from pgship.migrations import Version
-from pgship.runner import RunOptions
+from pgship.options import run_options_from
 
 if TYPE_CHECKING:
     from pgship.output import Output
@@ -124,7 +124,7 @@ def run(ctx: Any, command: str) -> int:
         connections,
         discovery,
         ctx.settings.table,
-        options=_run_options(args) if command == "migrate" else None,
+        options=run_options_from(args) if command == "migrate" else None,
         target_version=version,
         allow_out_of_order=bool(getattr(args, "allow_out_of_order", False)),
         allow_missing=bool(getattr(args, "allow_missing", False)),
@@ -297,16 +297,6 @@ class LiveProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-
-
-def _run_options(args: argparse.Namespace) -> RunOptions:
-    """The patience flags of ``migrate`` (the same ones a single-database run reads)."""
-    return RunOptions(
-        lock_wait_s=args.lock_wait,
-        lock_timeout_s=args.lock_timeout,
-        lock_retries=args.lock_retries,
-        statement_timeout_s=args.statement_timeout,
-    )
 
 
 def _version(args: argparse.Namespace) -> Version | None:
