@@ -33,7 +33,9 @@ TRIALS = 10
 @pytest.fixture
 def release(migrations: MigrationsDir) -> MigrationsDir:
     for i in range(1, MIGRATIONS + 1):
-        migrations.write(f"{i:03d}_t{i}.sql", f"CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.03);\n")
+        # 6 x 10 x 0.15 s over 3 workers: a run lasts at least 3 s on any machine, longer than the
+        # longest delay before a signal (2.5 s), so the signals land mid-run however fast the machine
+        migrations.write(f"{i:03d}_t{i}.sql", f"CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.15);\n")
     return migrations
 
 
