@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,7 @@ def _leaks_settings(key: str) -> bool:
 
 
 @contextlib.contextmanager
-def _working_directory(path: Path):  # type: ignore[no-untyped-def]
+def _working_directory(path: Path) -> Iterator[None]:
     previous = Path.cwd()
     os.chdir(path)
     try:
@@ -228,14 +228,14 @@ def _working_directory(path: Path):  # type: ignore[no-untyped-def]
 
 
 @contextlib.contextmanager
-def _patched_environ(extra: dict[str, str]):  # type: ignore[no-untyped-def]
+def _patched_environ(extra: dict[str, str]) -> Iterator[None]:
     """Give an in-process command the same environment a subprocess would get.
 
     Only the keys that differ are touched (usually none), and they are put back
     one by one: setenv/unsetenv race with getenv in other threads (libpq reads
     PG* variables when the prefetch thread reconnects), so the less, the better.
     """
-    changes = {key: None for key in os.environ if _leaks_settings(key)}
+    changes: dict[str, str | None] = {key: None for key in os.environ if _leaks_settings(key)}
     changes.update({key: value for key, value in extra.items() if os.environ.get(key) != value})
     saved = {key: os.environ.get(key) for key in changes}
     try:
