@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 IN_PROCESS = "in-process"
@@ -158,7 +158,8 @@ class PgshipCli:
             stdout, stderr = proc.communicate()
             overran = True
         started = self._started.pop(proc.pid, time.perf_counter())
-        argv = tuple(str(arg) for arg in proc.args[3:])  # type: ignore[index]  # after python -m pgship
+        args = cast("list[str]", proc.args)  # the list :meth:`start` gave Popen
+        argv = tuple(str(arg) for arg in args[3:])  # after python -m pgship
         result = CommandResult(
             argv, proc.returncode, stdout, stderr, time.perf_counter() - started, SUBPROCESS
         )
