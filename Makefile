@@ -44,4 +44,4 @@ pgbouncer:
 test: lint pytest spec-dry-run spec-embedded
 
 clean:
-	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache .mypy_cache
