@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-LINTED := src tests steps environment.py bench
+LINTED := src tests steps environment.py bench tools
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format $(LINTED)
@@ -43,4 +44,4 @@ pgbouncer:
 test: lint pytest spec-dry-run spec-embedded
 
 clean:
-	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache
+	rm -rf $(VENV) node_modules reports/allure-results reports/allure-report .pytest_cache .mypy_cache

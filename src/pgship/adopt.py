@@ -347,7 +347,7 @@ def find(
         tool = shape(columns_found)
         # never the configured table (it does not exist); the first place of each table wins
         if tool in DEFAULT_TABLES[table] and all(f.table != table for f in found):
-            found.append(_read(conn, tool, table_schema, table))  # type: ignore[arg-type]
+            found.append(_read(conn, tool, table_schema, table))
     if len(found) > 1:
         names = " and ".join(f.description for f in found)
         return replace(
@@ -370,7 +370,7 @@ def _read(conn: psycopg.Connection, tool: str, schema: str | None, table: str) -
     ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
     if tool == GOLANG_MIGRATE:
         rows = conn.execute(sql.SQL("SELECT version, dirty FROM {}").format(ident)).fetchall()
-        return golang_migrate(schema, table, rows)  # type: ignore[arg-type]
+        return golang_migrate(schema, table, rows)
     if tool == DBMATE:
         rows = conn.execute(sql.SQL("SELECT version FROM {}").format(ident)).fetchall()
         return dbmate(schema, table, (r[0] for r in rows))
@@ -378,13 +378,13 @@ def _read(conn: psycopg.Connection, tool: str, schema: str | None, table: str) -
         rows = conn.execute(
             sql.SQL("SELECT id, version_id, is_applied, tstamp FROM {}").format(ident)
         ).fetchall()
-        return goose(schema, table, rows)  # type: ignore[arg-type]
+        return goose(schema, table, rows)
     rows = conn.execute(
         sql.SQL("SELECT installed_rank, version, description, type, success, installed_on FROM {}").format(
             ident
         )
     ).fetchall()
-    return flyway(schema, table, rows)  # type: ignore[arg-type]
+    return flyway(schema, table, rows)
 
 
 def require_taken_over(foreign: ForeignHistory | None, command: str) -> None:
@@ -421,7 +421,7 @@ def take_over(
     *,
     target: sql.Composable,
     target_name: str,
-    create: Sequence[sql.Composable],
+    create: Sequence[sql.Composed],
 ) -> list[str]:
     """Copy ``rows`` into pgship's new table, in one transaction: all of it happens, or none of it.
 

@@ -572,7 +572,7 @@ def cmd_migrate(ctx: Context) -> int:
                     )
                 partial.warnings = [*discovery.warnings, *partial.warnings]
                 payload = {**ctx.header(), **migrate_payload(partial, status_for(error))}
-                error.payload = payload  # type: ignore[attr-defined]
+                error.payload = payload
             raise
         latest = newest_applied(ctx.runner(conn), result) if args.allow_out_of_order else None
     for warning in result.warnings:
@@ -590,8 +590,8 @@ def cmd_migrate(ctx: Context) -> int:
             f"Database is at version {latest or result.applied[-1].version}."
         )
     else:
-        latest = discovery.latest
-        at = f" at version {latest.version}" if latest and result.already_applied else ""
+        newest = discovery.latest
+        at = f" at version {newest.version}" if newest and result.already_applied else ""
         ctx.out.line(
             f"Nothing to apply: the database is up to date{at} ({result.already_applied} migrations applied)."
         )
@@ -721,7 +721,7 @@ def _verify_replay(ctx: Context, discovery: Discovery, payload: dict[str, Any]) 
         result = replay(discovery, ctx.table, _replay_options(ctx))
     except PgshipError as error:
         payload.pop("status")  # the error's own status: failed, invalid, unreachable...
-        error.payload = payload  # type: ignore[attr-defined]
+        error.payload = payload
         raise
     ctx.out.line(result.summary())
     return result.to_dict()
@@ -743,7 +743,7 @@ def cmd_diff(ctx: Context) -> int:
             ctx.settings.database_url, discovery, ctx.table, _replay_options(ctx), wait_s=ctx.args.wait
         )
     except PgshipError as error:
-        error.payload = ctx.header()  # type: ignore[attr-defined]
+        error.payload = ctx.header()
         raise
     if ctx.out.as_json:
         document = {**ctx.header(), "status": "equal" if result.equal else "different", **result.to_dict()}
@@ -1175,18 +1175,20 @@ def _run_command(args: argparse.Namespace, out: Output) -> int:
         out.error(error, getattr(error, "payload", None) or {"command": args.command})
         return int(error.exit_code)
     except KeyboardInterrupt:
-        error = Interrupted("interrupted", hint="Nothing in flight was committed. Run the command again.")
-        out.error(error, {"command": args.command})
-        return int(error.exit_code)
+        interrupted = Interrupted(
+            "interrupted", hint="Nothing in flight was committed. Run the command again."
+        )
+        out.error(interrupted, {"command": args.command})
+        return int(interrupted.exit_code)
     except Exception as exc:
         if _debug():
             raise
         out.stop_progress()
-        error = PgshipError(
+        unexpected = PgshipError(
             f"unexpected {type(exc).__name__}: {exc}",
             hint="This is a bug in pgship; rerun with PGSHIP_DEBUG=1 for a traceback and report it.",
         )
-        out.error(error, {"command": args.command})
+        out.error(unexpected, {"command": args.command})
         return int(ExitCode.FAILED)
     finally:
         out.stop_progress()

@@ -369,7 +369,7 @@ def cmd_deploy(ctx: Context) -> int:
         ctx.out.line("  last output:")
         for line in error.output:
             ctx.out.line(f"    | {line}")
-    error.payload = payload  # type: ignore[attr-defined]
+    error.payload = payload
     raise error
 
 
@@ -380,13 +380,15 @@ class DeployRenderer:
         self.out = out
 
     def __call__(self, event: Event) -> None:
-        from pgship.deploy import format_duration
+        from pgship.deploy import StageResult, format_duration
 
         out = self.out
         stage = event.data.get("stage")
         if event.kind == "stage_begin":
+            assert isinstance(stage, StageResult)
             out.line(f"==> {stage.name}: {event.message}")
         elif event.kind == "stage_end":
+            assert isinstance(stage, StageResult)
             out.stop_progress()
             if stage.status == "skipped":
                 out.line(f"==> {stage.name}: skipped ({stage.detail})")

@@ -20,6 +20,7 @@ from pgship.errors import ConnectionRejected, DatabaseUnavailable, UsageError
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.rows import Row
 
 APPLICATION_NAME = "pgship"
 #: A URL's scheme as a person may mistype it: ``postgresql:/``, ``postgresql//``, ``postgres:``...
@@ -294,6 +295,16 @@ def is_permanent(message: str) -> bool:
     """Whether a connection error will not go away by waiting (credentials, missing database)."""
     lowered = message.lower()
     return any(marker in lowered for marker in _PERMANENT_FAILURES)
+
+
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a query that always returns exactly one (``SHOW``, ``SELECT`` without ``FROM``).
+
+    psycopg's ``fetchone`` is typed ``Row | None``; for these queries it is never None.
+    """
+    row = cursor.fetchone()
+    assert row is not None, "the query returns one row"
+    return row
 
 
 def connect(

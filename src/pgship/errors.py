@@ -53,6 +53,8 @@ class PgshipError(Exception):
 
     exit_code: ExitCode = ExitCode.FAILED
     kind: str = "error"
+    #: The JSON document a command prints with the error (set by the CLI when it has one)
+    payload: dict[str, Any] | None = None
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)

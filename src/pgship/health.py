@@ -219,7 +219,7 @@ def database_report(observation: Observation, release: Release) -> dict[str, Any
 
 def readiness_report(detailed: dict[str, Any]) -> dict[str, Any]:
     """``/health``: the same verdict as the detailed document, with statuses only."""
-    document = {key: detailed[key] for key in ("status", "releaseId") if key in detailed}
+    document: dict[str, Any] = {key: detailed[key] for key in ("status", "releaseId") if key in detailed}
     document["checks"] = {
         name: [{key: entry[key] for key in ("componentType", "status", "time")} for entry in entries]
         for name, entries in detailed["checks"].items()
@@ -333,7 +333,7 @@ class DatabaseProbe:
         self.statement = check_statement(table, timeout_s)
         self._secrets = passwords_in(url)
         self._pool: AsyncConnectionPool | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -- the check -------------------------------------------------------------
     async def observe(self) -> Observation:
@@ -459,11 +459,11 @@ class DatabaseProbe:
             self._keep(asyncio.ensure_future(pool.close(timeout=1.0)))
 
     def _keep(self, task: asyncio.Future[Any]) -> None:
-        self._background.add(task)  # type: ignore[arg-type]
+        self._background.add(task)
         task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)  # type: ignore[arg-type]
+        self._background.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved, so asyncio does not log "exception never retrieved"
 

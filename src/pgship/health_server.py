@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -170,6 +170,8 @@ def _older_than(
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a request deadline, a head size limit and a connection cap."""
 
+    guard_of_server: ClassVar[ConnectionGuard]  # set on the class :func:`protocol_factory` returns
+
     def __init__(self, *args: Any, guard: ConnectionGuard, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.guard = guard
@@ -184,6 +186,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._running: Any = None  # the request whose answer is being sent (pipelining: not self.cycle)
 
     # -- asyncio.Protocol --------------------------------------------------------------
+    # as uvicorn's own: asyncio.Transport, narrower than asyncio.BaseProtocol's BaseTransport
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.guard.admit(self)
@@ -332,7 +335,7 @@ def protocol_factory(limits: ServerLimits, max_connections: int) -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, guard=guard, **kwargs)
 
-    Guarded.guard_of_server = guard  # type: ignore[attr-defined]
+    Guarded.guard_of_server = guard
     return Guarded
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pgship import adopt
+from pgship.database import one_row
 from pgship.migrations import Discovery, Version
 
 if TYPE_CHECKING:
@@ -369,10 +370,12 @@ def resolve(conn: psycopg.Connection, table: TrackingTable) -> Resolved:
     ).fetchone()
     if row is not None:
         return Resolved(TrackingTable(table.name, row[0]))
-    first, path, has_public = conn.execute(
-        "SELECT current_schema(), current_setting('search_path'), "
-        "EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'public')"
-    ).fetchone()
+    first, path, has_public = one_row(
+        conn.execute(
+            "SELECT current_schema(), current_setting('search_path'), "
+            "EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'public')"
+        )
+    )
     if first is not None and first not in _SYSTEM_SCHEMAS and not first.startswith("pg_"):
         return Resolved(TrackingTable(table.name, first), "the first existing schema of the search_path")
     if has_public:
@@ -453,7 +456,7 @@ def record_statement(
 
 
 def _upsert(
-    table: TrackingTable, values: dict[str, sql.Composable], version: sql.Composable, plain: sql.Composable
+    table: TrackingTable, values: Mapping[str, sql.Composable], version: sql.Composable, plain: sql.Composable
 ) -> sql.Composed:
     from psycopg import sql
 

@@ -171,7 +171,14 @@ def library_output(out: Output, *, debug: bool = False, restore: bool = True) ->
     saved_propagate, saved_level = logger.propagate, logger.level
     saved_showwarning, saved_unraisable = warnings.showwarning, sys.unraisablehook
 
-    def showwarning(message: Any, category: Any, filename: str, lineno: int, *_: Any) -> None:
+    def showwarning(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         out.note(f"{filename}:{lineno}: {category.__name__}: {message}")
 
     def unraisable(info: Any) -> None:

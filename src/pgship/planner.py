@@ -101,7 +101,11 @@ def make_plan(
     entries = []
     for key in sorted(files.keys() | applied.keys()):
         file, row = files.get(key), applied.get(key)
-        version = file.version if file is not None else row.version  # type: ignore[union-attr]
+        if file is not None:
+            version = file.version
+        else:
+            assert row is not None  # the key came from the files or the rows
+            version = row.version
         entries.append(PlanEntry(version, _state(file, row, newest_applied, newest_file), file, row))
     plan = Plan(entries)
     if history.foreign is not None:  # another tool's table that cannot be taken over as it is

@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from pgship.database import connect, describe
+from pgship.database import connect, describe, one_row
 from pgship.errors import ExitCode, FailureDetails, MigrationFailed, PgshipError
 from pgship.runner import EventSink, Runner, RunOptions
 from pgship.testing.binaries import COMMON_EXTENSIONS as _COMMON
@@ -272,7 +272,7 @@ def _apply_all(
 ) -> TrackingTable:
     """``migrate`` on the empty database, with the production runner; fills in ``result``."""
     with connect(url) as conn:
-        result.server_version = str(conn.execute("SHOW server_version").fetchone()[0])
+        result.server_version = str(one_row(conn.execute("SHOW server_version"))[0])
         why = f", {result.pg_version_source}" if result.pg_version_source else ""
         result.location = (
             f"embedded PostgreSQL {result.server_version}{why}"

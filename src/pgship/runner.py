@@ -15,6 +15,7 @@ The order of a run is what makes it safe:
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import socket
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgship import adopt
 from pgship import history as tracking
+from pgship.database import one_row
 from pgship.errors import (
     ConnectionLost,
     FailureDetails,
@@ -224,14 +226,12 @@ class Runner:
                 f"--target {target}: there is no migration file with that version",
                 hint="Pick a version listed by `pgship status`.",
             )
-        plan_options = {
-            "target": target,
-            "allow_out_of_order": allow_out_of_order,
-            "allow_missing": allow_missing,
-        }
+        plan_for = functools.partial(
+            make_plan, target=target, allow_out_of_order=allow_out_of_order, allow_missing=allow_missing
+        )
         history = self.read_history()
         result.tracking_table = str(self.table)
-        plan = make_plan(discovery, history, **plan_options)
+        plan = plan_for(discovery, history)
         raise_refusals(plan)
         scripts = require_parsed(plan.to_apply)
         self._refuse_pooled_no_transaction(plan, scripts)
@@ -246,7 +246,7 @@ class Runner:
             result.table_changes = tracking.ensure(self.conn, self.table, history.resolved(discovery), reason)
             for change in result.table_changes:
                 self.emit(Event("table", change))
-            plan = make_plan(discovery, self.read_history(), **plan_options)
+            plan = plan_for(discovery, self.read_history())
             raise_refusals(plan)
             unparsed = [m for m in plan.to_apply if m.version not in scripts]
             scripts.update(require_parsed(unparsed))
@@ -379,15 +379,17 @@ class Runner:
                 kwargs["password"] = password.decode()
             with psycopg.connect(dsn, **kwargs) as fresh:
                 deadline = time.monotonic() + 30
-                while fresh.execute(
-                    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (self._backend_pid,)
-                ).fetchone()[0]:
+                while one_row(
+                    fresh.execute(
+                        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (self._backend_pid,)
+                    )
+                )[0]:
                     if time.monotonic() > deadline:
                         return None, f"backend {self._backend_pid} is still running"
                     time.sleep(0.02)
                 if self._resolved is None:
                     return set(), ""
-                found = fresh.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+                found = one_row(fresh.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)))[0]
                 if found is None:
                     return set(), ""
                 rows = fresh.execute(
@@ -453,7 +455,7 @@ class Runner:
                             str(entry.version),
                             None,
                             "forgotten",
-                            entry.applied and entry.applied.checksum,
+                            entry.applied.checksum if entry.applied is not None else None,
                             None,
                         )
                     )
@@ -508,7 +510,7 @@ class Runner:
         started = time.monotonic()
         delay = 0.05
         announced = False
-        while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        while not one_row(self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)))[0]:
             waited = time.monotonic() - started
             holder = self._lock_holder(key)
             if waited >= self.options.lock_wait_s:
@@ -610,10 +612,12 @@ class Runner:
     def _tracking_rows(self) -> KnownRows:
         """Every tracking row's hash as this run last saw (or wrote) it: read once, then kept up to date."""
         if self._rows is None:
-            oid, filenode = self.conn.execute(
-                "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
-                (self.table.regclass_text(), self.table.regclass_text()),
-            ).fetchone()
+            oid, filenode = one_row(
+                self.conn.execute(
+                    "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
+                    (self.table.regclass_text(), self.table.regclass_text()),
+                )
+            )
             self._rows = KnownRows(oid, filenode)
             self._rows.replace((), self.conn.execute(tracking.row_hashes_query(self.table)).fetchall())
         return self._rows
@@ -770,7 +774,7 @@ class Runner:
                     filenode_cursor = self.conn.execute(filenode)
                 elapsed = _ms_since(started)
                 self._tracking_rows().replace(own, readback_cursor.fetchall())
-                self._tracking_rows().filenode = filenode_cursor.fetchone()[0]
+                self._tracking_rows().filenode = one_row(filenode_cursor)[0]
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -793,8 +797,8 @@ class Runner:
             except psycopg.Error as exc:
                 current = _failed_statement(cursors)
                 self._rollback()
-                if getattr(exc, "sqlstate", None) in (LOCK_RELEASED, TRACKING_CHANGED):
-                    raise self._guard_failure(migration, exc.sqlstate, partial=False) from None  # type: ignore[attr-defined]
+                if exc.sqlstate in (LOCK_RELEASED, TRACKING_CHANGED):
+                    raise self._guard_failure(migration, exc.sqlstate, partial=False) from None
                 # the statements and the row all answered: the failure came with COMMIT (a deferred
                 # constraint, or the connection lost while committing: then the outcome is unknown)
                 committing = current is None and record_cursor is not None and _has_result(record_cursor)
@@ -849,18 +853,18 @@ class Runner:
                         raise self._failure(migration, statement, exc, partial=True) from None
                 self._executed += 1
                 self.conn.execute(self._own_statement_timeout().replace("SET LOCAL", "SET"))
-                if not self.conn.execute(lock_held).fetchone()[0]:
+                if not one_row(self.conn.execute(lock_held))[0]:
                     raise self._guard_failure(
                         migration, LOCK_RELEASED, partial=True, statements=self._executed
                     )
             elapsed = _ms_since(started)
             self._reset_session()
-            present = self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)).fetchone()[0]
+            present = one_row(self.conn.execute("SELECT to_regclass(%s)", (self.table.regclass_text(),)))[0]
             if present is None or tracking.read(self.conn, self.table).missing_columns:
                 raise self._guard_failure(
                     migration, TRACKING_MISSING, partial=True, statements=self._executed
                 )
-            found = self.conn.execute(f"SELECT {tracking.others_sum_sql(self.table, own)}").fetchone()[0]
+            found = one_row(self.conn.execute(f"SELECT {tracking.others_sum_sql(self.table, own)}"))[0]
             if found != expected:
                 raise self._guard_failure(
                     migration, TRACKING_CHANGED, partial=True, statements=self._executed
@@ -1086,9 +1090,7 @@ class Runner:
         if probes:
             try:
                 missing = [
-                    name
-                    for name, query, params in probes
-                    if not self.conn.execute(query, params).fetchone()[0]
+                    name for name, query, params in probes if not one_row(self.conn.execute(query, params))[0]
                 ]
             except Exception:
                 missing = ["?"]

@@ -264,7 +264,7 @@ def _statement_bounds(text: str, pieces: Iterator[tuple[int, int | None]]) -> It
                 yield cursor, gap_end
                 cursor = gap_end + 1
         continued = semicolon is None
-        if continued:
+        if semicolon is None:
             continue
         yield cursor, semicolon
         cursor = semicolon + 1

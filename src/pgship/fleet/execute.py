@@ -122,7 +122,7 @@ def run_query(query: TargetQuery, connections: Connections) -> list[Target]:
     try:
         with connections.open(conninfo) as conn:
             conn.execute("BEGIN READ ONLY")
-            cursor = conn.execute(query.sql)  # type: ignore[arg-type]  # the fleet's own trusted file
+            cursor = conn.execute(query.sql)  # the fleet's own trusted file
             if cursor.description is None:
                 raise UsageError(
                     f"fleet query {query.name!r} returned no rows at all (not a SELECT?)",
@@ -274,13 +274,13 @@ class TargetRun:
         }
         if plan.refusals:
             first = plan.refusals[0]
-            error = {
+            refused = {
                 "kind": "refused",
                 "message": "; ".join(r.message for r in plan.refusals),
                 "hint": first.hint,
             }
             return Outcome(
-                target, "refused", int(ExitCode.INVALID), latest, latest, error=error, details=details
+                target, "refused", int(ExitCode.INVALID), latest, latest, error=refused, details=details
             )
         after = would[-1] if would else latest
         return Outcome(target, "ok" if would else "up_to_date", 0, latest, after, would, details=details)
@@ -298,13 +298,13 @@ class TargetRun:
             "refusals": [{"kind": r.kind, "message": r.message, "versions": r.versions} for r in refusals],
         }
         if refusals:
-            error = {
+            refused = {
                 "kind": "refused",
                 "message": "; ".join(r.message for r in refusals),
                 "hint": refusals[0].hint,
             }
             return Outcome(
-                target, "failed", int(ExitCode.INVALID), latest, latest, error=error, details=details
+                target, "failed", int(ExitCode.INVALID), latest, latest, error=refused, details=details
             )
         return Outcome(target, "ok", 0, latest, latest, details=details)
 

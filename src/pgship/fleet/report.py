@@ -119,7 +119,7 @@ class FleetReport:
     # -- text --------------------------------------------------------------------------
     def table_rows(self) -> list[tuple[str, ...]]:
         header = ("TARGET", "GROUP", "STATUS", "VERSION", self._count_header(), "TIME", "ERROR")
-        rows = [header]
+        rows: list[tuple[str, ...]] = [header]
         for o in self.run.outcomes:
             rows.append(
                 (

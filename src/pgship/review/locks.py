@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -199,6 +200,8 @@ def _strip_leading_comments(snippet: str) -> str:
 
 
 Classified = tuple[str, list[RelationLock], list[str], bool]
+#: Classifies one statement's parse tree, given the server's major version (None: not known).
+Handler = Callable[[dict[str, Any], int | None], Classified]
 
 
 def classify(node_type: str, node: dict[str, Any], *, server_major: int | None = None) -> Classified:
@@ -605,7 +608,7 @@ def _truncate(node: dict[str, Any], _: int | None) -> Classified:
     return "TRUNCATE", locks, [], False
 
 
-def _dml(verb: str) -> Any:
+def _dml(verb: str) -> Handler:
     def handler(node: dict[str, Any], _: int | None) -> Classified:
         table = relation_name(node.get("relation", {}))
         everything = verb in ("UPDATE", "DELETE") and not node.get("whereClause")
@@ -751,7 +754,7 @@ def _comment(node: dict[str, Any], _: int | None) -> Classified:
     return "COMMENT", [], [], False
 
 
-def _unknown(kind: str, why: str) -> Any:
+def _unknown(kind: str, why: str) -> Handler:
     def handler(node: dict[str, Any], _: int | None) -> Classified:
         return kind, [], [why], True
 
@@ -773,7 +776,7 @@ def _view(node: dict[str, Any], _: int | None) -> Classified:
     return ("CREATE OR REPLACE VIEW" if node.get("replace") else "CREATE VIEW"), locks, [], False
 
 
-_HANDLERS = {
+_HANDLERS: dict[str, Handler] = {
     "CreateStmt": _create_table,
     "IndexStmt": _create_index,
     "AlterTableStmt": _alter_table,

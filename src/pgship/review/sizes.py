@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from pgship.database import one_row
+
 _SIZE = """
 SELECT c.relkind::text,
        CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint
@@ -68,7 +70,7 @@ def regclass_text(name: str) -> str:
 
 
 def server_major(conn: psycopg.Connection) -> int:
-    return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+    return int(one_row(conn.execute("SHOW server_version_num"))[0]) // 10000
 
 
 def table_sizes(conn: psycopg.Connection, relations: Iterable[str]) -> dict[str, TableSize]:

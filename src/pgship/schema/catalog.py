@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from pgship.database import one_row
 from pgship.schema.model import Key, SchemaObject, Snapshot
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def snapshot(conn: psycopg.Connection, table: TrackingTable | None = None) -> Sn
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute("SELECT pg_catalog.set_config('search_path', '', true)")
         conn.execute("SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '60s'")
-        result.server_version = str(conn.execute("SHOW server_version").fetchone()[0])
+        result.server_version = str(one_row(conn.execute("SHOW server_version"))[0])
 
         def rows(query: str) -> list[tuple[Any, ...]]:
             return conn.execute(query, params).fetchall()

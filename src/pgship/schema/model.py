@@ -73,7 +73,7 @@ class SchemaObject:
             data["local"],
             dict(data["attributes"]),
             tuple(parent) if parent else None,
-        )  # type: ignore[arg-type]
+        )
 
 
 @dataclass

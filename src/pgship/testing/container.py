@@ -112,9 +112,9 @@ class ContainerPostgres(PostgresServer):
         apply_testcontainers_defaults()
         fixed_port = self.port is not None
         for attempt in range(1, _BIND_ATTEMPTS + 1):
-            port = self.port if fixed_port else _free_loopback_port()
+            port = self.port if self.port is not None else _free_loopback_port()
             try:
-                self._start_container(port)  # type: ignore[arg-type]
+                self._start_container(port)
             except _PortTaken:
                 if fixed_port or attempt == _BIND_ATTEMPTS:
                     raise ContainerServerError(
@@ -140,6 +140,7 @@ class ContainerPostgres(PostgresServer):
                 "start it with scripts/start-docker.sh"
             ) from None
         # docker-py accepts (address, port): publish on loopback only, on a port that never changes.
+        # testcontainers types the value as a port number only
         container.ports[str(_CONTAINER_PORT)] = (_LOOPBACK, port)  # type: ignore[assignment]
         container.with_command(["postgres", *self._server_arguments()])
         try:

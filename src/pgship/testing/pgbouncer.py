@@ -236,7 +236,7 @@ class PgBouncer:
             if result.status not in (1, 2):  # COMMAND_OK, TUPLES_OK
                 message = (result.error_message or b"").decode(errors="replace").strip()
                 raise PgBouncerError(f"pgbouncer admin {command!r} failed: {message}")
-            rows = []
+            rows: list[tuple[object, ...]] = []
             for row in range(result.ntuples):
                 rows.append(
                     tuple(

@@ -149,14 +149,16 @@ def all_tags(scenario: Any) -> list[str]:
     return tags + [tag for tag in scenario.tags if tag not in tags]
 
 
-class PgshipAllureListener(AllureListener):
+class PgshipAllureListener(AllureListener):  # type: ignore[misc]  # allure_behave has no types
     """The stock listener with rule-aware labels, narrative descriptions and loud hook errors."""
+
+    current_scenario_uuid: str | None  # the stock listener's, set by its start_scenario
 
     def __init__(self, behave_config: Any) -> None:
         super().__init__(behave_config)
         self.reported: set[int] = set()
         report_dir = Path(behave_config.userdata.get("pgship.report_dir", REPORT_DIR))
-        self.link_pattern = absolute_link_pattern(self.link_pattern, Path.cwd(), report_dir)
+        self.link_pattern: str | None = absolute_link_pattern(self.link_pattern, Path.cwd(), report_dir)
         self.used_uuids: set[str] = set()
 
     def start_scenario(self, scenario: Any) -> None:
@@ -327,7 +329,7 @@ class ScrubbingFileLogger(AllureFileLogger):
 
     def _report_item(self, item: Any) -> None:
         _scrub_strings(item)
-        super()._report_item(item)
+        super()._report_item(item)  # type: ignore[no-untyped-call]  # allure_commons: unannotated
 
     @allure_commons.hookimpl
     def report_attached_data(self, body: Any, file_name: str) -> None:
@@ -335,16 +337,18 @@ class ScrubbingFileLogger(AllureFileLogger):
             try:
                 body = body.decode("utf-8")
             except UnicodeDecodeError:
-                return super().report_attached_data(body, file_name)
-        return super().report_attached_data(scrubber()(body), file_name)
+                super().report_attached_data(body, file_name)  # type: ignore[no-untyped-call]  # allure_commons: unannotated
+                return
+        super().report_attached_data(scrubber()(body), file_name)  # type: ignore[no-untyped-call]  # allure_commons: unannotated
 
     @allure_commons.hookimpl
     def report_attached_file(self, source: Any, file_name: str) -> None:
         try:
             text = Path(source).read_text(encoding="utf-8")
         except (UnicodeDecodeError, OSError):
-            return super().report_attached_file(source, file_name)
-        return AllureFileLogger.report_attached_data(self, scrubber()(text), file_name)
+            super().report_attached_file(source, file_name)  # type: ignore[no-untyped-call]  # allure_commons: unannotated
+            return
+        AllureFileLogger.report_attached_data(self, scrubber()(text), file_name)
 
 
 def _scrub_strings(item: Any) -> None:
@@ -361,11 +365,13 @@ def _scrub_strings(item: Any) -> None:
             _scrub_strings(value)
 
 
-class PgshipAllureFormatter(AllureFormatter):
+class PgshipAllureFormatter(AllureFormatter):  # type: ignore[misc]  # allure_behave has no types
     """Configured in ``pyproject.toml``: ``pgship.testing.spec.allure_formatter:PgshipAllureFormatter``."""
 
     name = "pgship-allure"
     description = "Allure results for pgship's living documentation"
+    listener: AllureListener  # the stock ones, until __init__ swaps in ours
+    file_logger: AllureFileLogger
 
     def __init__(self, stream_opener: Any, config: Any) -> None:
         self.inert = bool(config.dry_run)
@@ -385,7 +391,8 @@ class PgshipAllureFormatter(AllureFormatter):
         allure_commons.plugin_manager.unregister(self.listener)
         allure_commons.plugin_manager.unregister(self.file_logger)
         self.listener = PgshipAllureListener(config)
-        self.file_logger = ScrubbingFileLogger(self.results_dir)
+        # AllureFileLogger's __init__, inherited, is unannotated
+        self.file_logger = ScrubbingFileLogger(self.results_dir)  # type: ignore[no-untyped-call]
         allure_commons.plugin_manager.register(self.listener)
         allure_commons.plugin_manager.register(self.file_logger)
         self._features: list[Any] = []

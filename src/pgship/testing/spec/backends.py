@@ -17,11 +17,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pgship.testing.server import PostgresServer
 
+if TYPE_CHECKING:
+    from pgship.testing.pgbouncer import PoolMode
+
 BACKENDS = ("embedded", "container", "url", "embedded+pgbouncer")
-POOL_MODES = ("transaction", "session")
+POOL_MODES: tuple[PoolMode, ...] = ("transaction", "session")
 DEFAULT_IMAGE = "postgres:16"
 
 
@@ -37,7 +41,7 @@ class BackendChoice:
     image: str | None = None
     url: str | None = None
     pg: int | None = None  # the embedded server's major (None: its default)
-    pool_mode: str | None = None  # embedded+pgbouncer: the pooler's mode
+    pool_mode: PoolMode | None = None  # embedded+pgbouncer: the pooler's mode
 
     def describe(self) -> str:
         """A one-line, password-free description for reports."""

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, cast
 
 from pgship.testing.spec.commands import SUBPROCESS, CommandResult, PgshipCli
 
@@ -115,7 +115,8 @@ class Watched:
 
     def _record(self) -> CommandResult:
         self._join()
-        argv = tuple(str(arg) for arg in self.proc.args[3:])  # type: ignore[index]  # after `python -m pgship`
+        args = cast("list[str]", self.proc.args)  # the list PgshipCli.start gave Popen
+        argv = tuple(str(arg) for arg in args[3:])  # after `python -m pgship`
         with self._changed:
             result = CommandResult(
                 argv,

@@ -16,6 +16,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+
+class Closeable(Protocol):
+    """Anything with a ``close()``: servers, clients, connections."""
+
+    def close(self) -> None: ...
 
 
 class CleanupError(RuntimeError):
@@ -46,9 +53,9 @@ class CleanupRegistry:
         """Remove a temporary directory tree at cleanup."""
         self.callback(f"directory {path}", lambda: shutil.rmtree(path, ignore_errors=False))
 
-    def closeable(self, obj: object, name: str = "") -> None:
+    def closeable(self, obj: Closeable, name: str = "") -> None:
         """Call ``obj.close()`` at cleanup (servers, clients, connections)."""
-        close = obj.close  # type: ignore[attr-defined]
+        close = obj.close
         self.callback(name or type(obj).__name__, close)
 
     def close(self) -> None:

@@ -18,10 +18,10 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 IN_PROCESS = "in-process"
@@ -158,7 +158,8 @@ class PgshipCli:
             stdout, stderr = proc.communicate()
             overran = True
         started = self._started.pop(proc.pid, time.perf_counter())
-        argv = tuple(str(arg) for arg in proc.args[3:])  # type: ignore[index]  # after python -m pgship
+        args = cast("list[str]", proc.args)  # the list :meth:`start` gave Popen
+        argv = tuple(str(arg) for arg in args[3:])  # after python -m pgship
         result = CommandResult(
             argv, proc.returncode, stdout, stderr, time.perf_counter() - started, SUBPROCESS
         )
@@ -218,7 +219,7 @@ def _leaks_settings(key: str) -> bool:
 
 
 @contextlib.contextmanager
-def _working_directory(path: Path):  # type: ignore[no-untyped-def]
+def _working_directory(path: Path) -> Iterator[None]:
     previous = Path.cwd()
     os.chdir(path)
     try:
@@ -228,14 +229,14 @@ def _working_directory(path: Path):  # type: ignore[no-untyped-def]
 
 
 @contextlib.contextmanager
-def _patched_environ(extra: dict[str, str]):  # type: ignore[no-untyped-def]
+def _patched_environ(extra: dict[str, str]) -> Iterator[None]:
     """Give an in-process command the same environment a subprocess would get.
 
     Only the keys that differ are touched (usually none), and they are put back
     one by one: setenv/unsetenv race with getenv in other threads (libpq reads
     PG* variables when the prefetch thread reconnects), so the less, the better.
     """
-    changes = {key: None for key in os.environ if _leaks_settings(key)}
+    changes: dict[str, str | None] = {key: None for key in os.environ if _leaks_settings(key)}
     changes.update({key: value for key, value in extra.items() if os.environ.get(key) != value})
     saved = {key: os.environ.get(key) for key in changes}
     try:

@@ -17,6 +17,7 @@ import secrets
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -163,7 +164,8 @@ class ScenarioDatabases:
 
     def settle(self) -> None:
         """Wait until background drops and the next clone are done (tests, benchmarks)."""
-        for future in [*self._drops, *([self._spare] if self._spare else [])]:
+        futures: list[Future[Any]] = [*self._drops, *([self._spare] if self._spare else [])]
+        for future in futures:
             future.exception()
         self._raise_failed_drops()
 

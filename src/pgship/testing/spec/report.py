@@ -125,7 +125,7 @@ def generate(
         raise RuntimeError(
             f"allure generate failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
         )
-    index = (root / config["output"]).resolve() / "index.html"
+    index: Path = (root / config["output"]).resolve() / "index.html"
     strip_analytics(index)
     allow_file_links(index)
     if (root / GUIDE).is_file():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pgship
-from pgship.testing.pgbouncer import PgBouncer
+from pgship.testing.pgbouncer import PgBouncer, PoolMode
 from pgship.testing.server import PostgresServer
 from pgship.testing.spec import attachments
 from pgship.testing.spec.backends import BackendChoice, choose_backend, create_server
@@ -89,13 +89,13 @@ class SpecSession:
         )
         return self
 
-    def pooler(self, mode: str) -> PgBouncer:
+    def pooler(self, mode: PoolMode) -> PgBouncer:
         """This run's PgBouncer in ``mode`` in front of the server, started once, on first use."""
         if self.server is None:
             raise RuntimeError("the specification session has not started")
         if mode not in self.poolers:
             self.poolers[mode] = self._stack.enter_context(
-                PgBouncer(self.server.admin_url, pool_mode=mode, pool_size=8)  # type: ignore[arg-type]
+                PgBouncer(self.server.admin_url, pool_mode=mode, pool_size=8)
             )
         return self.poolers[mode]
 

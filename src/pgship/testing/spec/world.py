@@ -47,7 +47,7 @@ class ScenarioWorld:
     ) -> list[dict[str, Any]]:
         """Rows from the scenario's database (a short-lived connection, so none lingers)."""
         with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row) as conn:
-            cursor = conn.execute(statement, params)  # type: ignore[arg-type]
+            cursor = conn.execute(statement, params)
             return list(cursor.fetchall()) if cursor.description else []
 
     def table_exists(self, name: str) -> bool:
