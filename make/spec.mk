@@ -28,7 +28,7 @@ node_modules/.installed: package.json package-lock.json
 
 # every scenario on the embedded PostgreSQL, then the report; prints its path. Fails if a scenario
 # failed, but builds the report first so the failure can be read there.
-spec: $(STAMP) node_modules/.installed
+spec: $(STAMP) node_modules/.installed pgbouncer
 	@status=0; $(BEHAVE) $(SPEC_LINKS) -D db=embedded || status=$$?; \
 	$(REVIEW) > reports/release-review.txt || echo "release review: exit $$?, see reports/release-review.txt"; \
 	$(PY) -m pgship.testing.spec.report $(RESULTS) $(REPORT_FLAGS) || status=$$((status ? status : 1)); \
@@ -36,7 +36,7 @@ spec: $(STAMP) node_modules/.installed
 
 # the same scenarios in a PostgreSQL container: PGSHIP_TEST_IMAGE, else postgres:16 when it can be
 # pulled, else the offline pgship-local/postgres:15 (built when missing; scripts/pick-postgres-image.sh)
-spec-container: $(STAMP) node_modules/.installed
+spec-container: $(STAMP) node_modules/.installed pgbouncer
 	bash scripts/start-docker.sh
 	@image=$$(bash scripts/pick-postgres-image.sh); \
 	status=0; PGSHIP_TEST_IMAGE=$$image $(BEHAVE) $(SPEC_LINKS) -D db=container -f progress || status=$$?; \
@@ -48,7 +48,7 @@ spec-container: $(STAMP) node_modules/.installed
 # src/pgship/testing/binaries.py), into one report: each result carries a "PostgreSQL" parameter and the
 # report's environment lists every version. Runs them all, then fails if any run failed.
 SPEC_MAJORS ?= 14 15 16 17 18
-spec-matrix: $(STAMP) node_modules/.installed
+spec-matrix: $(STAMP) node_modules/.installed pgbouncer
 	@status=0; keep=0; \
 	for major in $(SPEC_MAJORS); do \
 		echo "== the specification on embedded PostgreSQL $$major"; \
@@ -67,7 +67,7 @@ spec-report: $(STAMP) node_modules/.installed
 spec-dry-run: $(STAMP)
 	$(BEHAVE) --dry-run -f null
 
-spec-embedded: $(STAMP)
+spec-embedded: $(STAMP) pgbouncer
 	$(BEHAVE) -D db=embedded -f progress
 
 # the connection-pooler feature with every scenario through a real PgBouncer, in both pool modes
