@@ -1163,6 +1163,9 @@ def _run_command(args: argparse.Namespace, out: Output) -> int:
             table=getattr(args, "table", None),
         )
         out.secrets = passwords_in(settings.database_url)
+        direct = getattr(args, "direct_url", None) or os.environ.get("PGSHIP_DIRECT_URL")
+        if direct:  # the pooler's way around: its password is as secret as the main one
+            out.secrets = sorted({*out.secrets, *passwords_in(direct, environ={})}, key=len, reverse=True)
         if args.command != "new" and not getattr(args, "no_database", False):
             check_url(settings.database_url)  # a malformed URL is bad input (exit 2), before anything runs
         ctx = Context(args, settings, out)

@@ -22,6 +22,7 @@ from pgship.cli import (
     _plan_options,
     _target,
     _wait_option,
+    add_pooler_options,
     add_run_options,
     migrate_payload,
 )
@@ -311,6 +312,7 @@ def add_deploy(add: AddCommand) -> None:
     )
     _plan_options(deploy)
     add_run_options(deploy)
+    add_pooler_options(deploy)
     COMMANDS["deploy"] = cmd_deploy
 
 
@@ -343,6 +345,8 @@ def cmd_deploy(ctx: Context) -> int:
         allow_missing=args.allow_missing,
         allow_empty=args.allow_empty,
         run_options=run_options_from(args),
+        direct_url=args.direct_url,
+        lease_ttl_s=args.lease_ttl,
     )
     report = Deployment(
         ctx.settings, options, on_event=DeployRenderer(ctx.out), secrets=ctx.out.secrets

@@ -94,6 +94,8 @@ class DeployOptions:
     allow_missing: bool = False
     allow_empty: bool = False  # a directory with no files, on a database with applied migrations
     run_options: RunOptions = field(default_factory=RunOptions)
+    direct_url: str | None = None  # behind a transaction pooler (else PGSHIP_DIRECT_URL)
+    lease_ttl_s: float = DEFAULT_TTL_S  # through a transaction pooler without a direct URL
 
 
 @dataclass
@@ -324,9 +326,9 @@ class Deployment:
             with locking_runner(
                 self.conn,
                 url=self.settings.database_url,
-                direct_url=os.environ.get(DIRECT_URL_ENV) or None,
+                direct_url=self.options.direct_url or os.environ.get(DIRECT_URL_ENV) or None,
                 table=TrackingTable.parse(self.settings.table),
-                lease_ttl_s=DEFAULT_TTL_S,
+                lease_ttl_s=self.options.lease_ttl_s,
                 make_runner=lambda conn, **locking: Runner(
                     conn,
                     TrackingTable.parse(self.settings.table),

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -356,6 +357,24 @@ def test_two_pipeline_deploys_through_the_transaction_pooler_lock_with_the_lease
     assert any("lease" in out + err for out, err in outputs), outputs
     assert runs(database_url) == ["002", "003", "004", "005"], "a migration ran twice or never"
     assert scalar(database_url, "SELECT count(*) FROM schema_migrations_lease") == 0
+
+
+def test_a_deploy_through_the_pooler_takes_the_direct_url_flag_and_never_shows_its_password(
+    cli, transaction_bouncer, database_url, migrations, tmp_path, monkeypatch
+):
+    migrations.write("001_t.sql", "CREATE TABLE t (id int);\n")
+    migrations.write("002_index.sql", "-- pgship:no-transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+    url = _through(transaction_bouncer, database_url)
+    password = urlsplit(database_url).password
+    assert password
+    monkeypatch.chdir(tmp_path)  # the deploy writes .pgship/ here
+    refused = cli("-d", url, "-m", str(migrations), "deploy", "--wait", "5")
+    assert refused.code == 2 and "--direct-url" in refused.output, refused.output
+    result = cli("-d", url, "-m", str(migrations), "deploy", "--wait", "5", "--direct-url", database_url)
+    assert result.code == 0, result.output
+    assert "direct URL" in result.output
+    assert applied_versions(database_url) == ["001", "002"]
+    assert password not in result.output and password not in refused.output
 
 
 def test_a_tracking_table_in_a_new_schema_gets_its_lease_table_beside_it(
