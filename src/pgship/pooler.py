@@ -18,8 +18,11 @@ it is before it takes its lock:
    second client the first one's backend; a transaction pooler reuses the idle
    backend at once (PgBouncer picks the most recently used one), so the same pid
    proves *transaction* pooling, and so does the first connection's pid changing.
-   A pooler that refuses ``BEGIN`` is in *statement* mode. Three rounds without
-   either sign mean the session is pinned.
+   A second pattern does not depend on which idle backend the pooler picks: both
+   connections hold a transaction (two backends), the probe's ends last, and this
+   connection's next statement lands on the backend freed most recently, the
+   probe's, under a transaction pooler. A pooler that refuses ``BEGIN`` is in
+   *statement* mode. Five rounds without any sign mean the session is pinned.
 
 What the runner does with each answer is its business (:mod:`pgship.lease`); this
 module only observes.
@@ -40,7 +43,7 @@ Mode = Literal["direct", "session", "transaction", "statement"]
 #: the modes where one client connection keeps one server backend
 PINNED: frozenset[str] = frozenset({"direct", "session"})
 
-_PROBE_ROUNDS = 3
+_PROBE_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,25 @@ def detect(conn: psycopg.Connection, connect_again: Callable[[], psycopg.Connect
                 return ConnectionPath(
                     "transaction",
                     f"this connection's server backend changed between transactions ({first} -> {again})",
+                )
+            # A second pattern that other clients of a busy pool cannot hide: both connections hold
+            # a transaction (so they run on two backends), the probe's ends last, and the next
+            # statement of this connection goes to the backend freed most recently: the probe's,
+            # under a transaction pooler; always its own, when sessions are pinned.
+            conn.execute("BEGIN", prepare=False)
+            try:
+                mine = _backend_pid(conn)
+                with probe.transaction():
+                    _backend_pid(probe)
+                    conn.execute("COMMIT", prepare=False)
+            finally:
+                if conn.info.transaction_status != 0:  # IDLE
+                    conn.execute("ROLLBACK", prepare=False)
+            after = _backend_pid(conn)
+            if after != mine:
+                return ConnectionPath(
+                    "transaction",
+                    f"this connection's server backend changed between transactions ({mine} -> {after})",
                 )
     return ConnectionPath(
         "session",

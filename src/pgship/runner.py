@@ -795,6 +795,8 @@ class Runner:
                 time.sleep(self.options.retry_pause_s)
                 lock_timeout *= 2
             except psycopg.Error as exc:
+                if signalled(exc):  # a stop signal inside the pipeline: report it as the interrupt it is
+                    raise KeyboardInterrupt from None
                 current = _failed_statement(cursors)
                 self._rollback()
                 if exc.sqlstate in (LOCK_RELEASED, TRACKING_CHANGED):
@@ -850,6 +852,8 @@ class Runner:
                         time.sleep(self.options.retry_pause_s)
                         lock_timeout *= 2
                     except psycopg.Error as exc:
+                        if signalled(exc):
+                            raise KeyboardInterrupt from None
                         raise self._failure(migration, statement, exc, partial=True) from None
                 self._executed += 1
                 self.conn.execute(self._own_statement_timeout().replace("SET LOCAL", "SET"))
@@ -1153,6 +1157,22 @@ TRACKING_MISSING = "PGT02"
 
 #: SQLSTATEs of "already exists" errors: the typical result of rerunning a hand-applied migration.
 _ALREADY_EXISTS = frozenset({"42P07", "42701", "42710", "42P06", "42723", "42P04", "42712", "42P16"})
+
+
+def signalled(exc: BaseException) -> bool:
+    """Whether a stop signal (raised as KeyboardInterrupt) is what really ended this database error.
+
+    A signal that lands while psycopg is inside a pipeline interrupts it; leaving the pipeline then
+    fails with "cannot exit pipeline mode while busy", an error that hides the interrupt behind it.
+    """
+    seen: set[int] = set()
+    cause = exc.__context__ or exc.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__context__ or cause.__cause__
+    return False
 
 
 def _has_result(cursor: Any) -> bool:

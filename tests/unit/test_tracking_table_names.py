@@ -46,3 +46,20 @@ def test_the_expected_total_leaves_out_the_migrations_own_rows():
     assert rows.expected(("004", "4")) == 36
     rows.replace(("002", "2"), [("002", 1)])  # a legacy file's row, completed by the runner
     assert rows.expected(("004", "4")) == 19
+
+
+def test_a_database_error_that_a_stop_signal_caused_is_recognised_as_the_interrupt():
+    """psycopg leaving a pipeline after a signal says "cannot exit pipeline mode while busy": the
+    runner must report the interrupt (exit 130, checked against the database), not a failed migration."""
+    import psycopg
+
+    from pgship.runner import signalled
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise psycopg.OperationalError("cannot exit pipeline mode while busy") from None
+    except psycopg.OperationalError as caused_by_signal:
+        assert signalled(caused_by_signal)
+    assert not signalled(psycopg.OperationalError("server closed the connection unexpectedly"))
