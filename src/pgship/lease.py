@@ -94,20 +94,32 @@ class Lease:
         ).fetchone()
         if exists and exists[0]:
             return False
+        import psycopg
+
+        statements = []
         if self.table.schema:  # a tracking table in a schema of its own: the first run creates both
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.table.schema)),
-                prepare=False,
+            statements.append(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.table.schema))
             )
-        conn.execute(
+        statements.append(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, token text NOT NULL, "
                 "holder text NOT NULL, acquired_at timestamptz NOT NULL DEFAULT clock_timestamp(), "
                 "expires_at timestamptz NOT NULL)"
-            ).format(self.table.identifier()),
-            prepare=False,
+            ).format(self.table.identifier())
         )
-        return True
+        created = True
+        for statement in statements:
+            # IF NOT EXISTS is not safe against a concurrent creator: two deploys starting together
+            # can both pass the check, and the second then fails on the catalog's unique index
+            # ("type ... already exists"). The other deploy made it: that is all this needs.
+            try:
+                with conn.transaction():
+                    conn.execute(statement, prepare=False)
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject,
+                    psycopg.errors.DuplicateTable, psycopg.errors.DuplicateSchema):  # fmt: skip
+                created = False
+        return created
 
     # -- taking, renewing, releasing ---------------------------------------------------
     @staticmethod

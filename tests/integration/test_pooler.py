@@ -152,3 +152,39 @@ def test_renewing_in_the_background_keeps_the_lease(database_url):
             kept.stop_renewing()
         assert not kept.lost.is_set()
         kept.release(conn)
+
+
+def _create_lease_tables_at_once(database_url: str, table: TrackingTable, runners: int) -> list[object]:
+    """``runners`` threads, each on its own connection, create ``table``'s lease table at one instant."""
+    import threading
+
+    contenders = [leases.Lease(table, holder=f"runner {i}") for i in range(runners)]
+    connections = [_connect(database_url) for _ in contenders]
+    start = threading.Barrier(runners)
+    outcomes: list[object] = [None] * runners
+
+    def create(index: int) -> None:
+        start.wait()
+        try:
+            outcomes[index] = contenders[index].ensure_table(connections[index])
+        except Exception as exc:  # recorded, asserted by the caller
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for conn in connections:
+        conn.close()
+    return outcomes
+
+
+def test_deploys_starting_together_create_the_lease_table_once_without_an_error(database_url):
+    """CREATE TABLE IF NOT EXISTS races with itself; two deploys must not fail on "type ... exists"."""
+    for round_ in range(5):
+        table = TrackingTable(name=f"race_{round_}_migrations", schema="public")
+        outcomes = _create_lease_tables_at_once(database_url, table, 6)
+        errors = [o for o in outcomes if isinstance(o, Exception)]
+        assert not errors, errors
+        assert outcomes.count(True) >= 1
