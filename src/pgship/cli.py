@@ -30,6 +30,7 @@ from pgship.options import (
     major_version,
     retry_count,
     run_options_from,
+    target_version,
     timeout_seconds,
     wait_seconds,
 )
@@ -491,15 +492,6 @@ class Context:
         return header
 
 
-def _target(args: argparse.Namespace) -> Version | None:
-    if not getattr(args, "target", None):
-        return None
-    try:
-        return Version.parse(args.target)
-    except ValueError as exc:
-        raise UsageError(f"--target: {exc}") from None
-
-
 def newest_applied(runner: Runner, result: MigrateResult) -> str | None:
     """The newest version in the tracking table after a run that applied out-of-order files.
 
@@ -554,7 +546,7 @@ def cmd_migrate(ctx: Context) -> int:
         try:
             result = runner.migrate(
                 discovery,
-                target=_target(args),
+                target=target_version(args),
                 allow_out_of_order=args.allow_out_of_order,
                 allow_missing=args.allow_missing,
             )
@@ -608,7 +600,7 @@ def cmd_plan(ctx: Context) -> int:
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(
             discovery,
-            target=_target(args),
+            target=target_version(args),
             allow_out_of_order=args.allow_out_of_order,
             allow_missing=args.allow_missing,
         )
@@ -709,7 +701,7 @@ def _replay_options(ctx: Context) -> ReplayOptions:
         url=url,
         pg_version=ctx.args.replay_pg_version,
         match_url=None if getattr(ctx.args, "no_database", False) else live,
-        target=_target(ctx.args),
+        target=target_version(ctx.args),
         roles=tuple(ctx.args.replay_role),
     )
 

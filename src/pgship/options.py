@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pgship.migrations import Version
     from pgship.runner import RunOptions
 
 
@@ -78,3 +79,16 @@ def run_options_from(args: argparse.Namespace) -> RunOptions:
         lock_retries=args.lock_retries,
         statement_timeout_s=args.statement_timeout,
     )
+
+
+def target_version(args: argparse.Namespace) -> Version | None:
+    """``--target``, parsed; a version pgship cannot read is a usage error (exit 2)."""
+    from pgship.errors import UsageError
+    from pgship.migrations import Version
+
+    if not getattr(args, "target", None):
+        return None
+    try:
+        return Version.parse(args.target)
+    except ValueError as exc:
+        raise UsageError(f"--target: {exc}") from None

@@ -27,8 +27,7 @@ from pgship.fleet.targets import (
     read_fleet_file,
     select_shard,
 )
-from pgship.migrations import Version
-from pgship.options import run_options_from
+from pgship.options import run_options_from, target_version
 
 if TYPE_CHECKING:
     from pgship.output import Output
@@ -110,7 +109,7 @@ def run(ctx: Any, command: str) -> int:
         from pgship.migrations import require_parsed
 
         require_parsed(discovery.migrations)
-    version = _version(args) if command in ("migrate", "plan") else None
+    version = target_version(args) if command in ("migrate", "plan") else None
     if version is not None and version not in discovery.by_version():
         raise UsageError(
             f"--target {version}: there is no migration file with that version",
@@ -297,15 +296,6 @@ class LiveProgress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-
-
-def _version(args: argparse.Namespace) -> Version | None:
-    if not getattr(args, "target", None):
-        return None
-    try:
-        return Version.parse(args.target)
-    except ValueError as exc:
-        raise UsageError(f"--target: {exc}") from None
 
 
 def _positive(text: str) -> int:
