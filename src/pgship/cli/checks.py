@@ -24,17 +24,28 @@ def with_empty_refusal(discovery: Discovery, plan: Plan, args: argparse.Namespac
     return plan
 
 
-def lint_files(migrations: list[Any], scripts: dict[Any, Any]) -> tuple[list[Any], str | None]:
-    """squawk's findings on ``migrations``, and why the lint was skipped (squawk missing), if it was."""
-    from pgship.lint import LintUnavailable, lint
+#: Why a lint was skipped when squawk is missing: it comes with the optional extra.
+LINT_MISSING = "squawk is not installed: pip install 'pgship[lint]'"
 
-    no_transaction = {
-        m.filename for m in migrations if m.version in scripts and scripts[m.version].no_transaction
-    }
+
+def lint_or_reason(migrations: list[Any], no_transaction: set[str]) -> tuple[list[Any], str | None]:
+    """squawk's findings on ``migrations``, and why the lint was skipped (squawk missing), if it was.
+
+    ``no_transaction``: the file names marked ``-- pgship:no-transaction``."""
+    from pgship.lint import LintUnavailable, lint, squawk_binary
+
     try:
         return lint(migrations, no_transaction), None
     except LintUnavailable as exc:
-        return [], str(exc)
+        return [], LINT_MISSING if squawk_binary() is None else str(exc)
+
+
+def lint_files(migrations: list[Any], scripts: dict[Any, Any]) -> tuple[list[Any], str | None]:
+    """:func:`lint_or_reason` for parsed files (``scripts``: their analysis, by version)."""
+    no_transaction = {
+        m.filename for m in migrations if m.version in scripts and scripts[m.version].no_transaction
+    }
+    return lint_or_reason(migrations, no_transaction)
 
 
 def replay_options(ctx: Context) -> ReplayOptions:
@@ -59,4 +70,11 @@ def replay_wanted(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "replay", False) or args.replay_url or args.replay_pg_version)
 
 
-__all__ = ["lint_files", "replay_options", "replay_wanted", "with_empty_refusal"]
+__all__ = [
+    "LINT_MISSING",
+    "lint_files",
+    "lint_or_reason",
+    "replay_options",
+    "replay_wanted",
+    "with_empty_refusal",
+]

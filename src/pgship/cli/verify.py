@@ -124,9 +124,10 @@ def run(ctx: Context) -> int:
 
         try:
             result.replay = replay(discovery, ctx.table, replay_options(ctx))
-        except PgshipError as error:
+        except BaseException as error:
             render_verification(ctx.out, result)  # what was checked stands; the error follows
-            error.payload = result.payload(ctx.header(), with_status=False)  # the error's own status
+            if isinstance(error, PgshipError):  # the error's own status: failed, invalid, unreachable...
+                error.payload = result.payload(ctx.header(), with_status=False)
             raise
     render_verification(ctx.out, result)
     ctx.out.document(result.payload(ctx.header()))

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from pgship import config
-from pgship.cli.checks import replay_wanted
+from pgship.cli.checks import lint_or_reason, replay_wanted
 from pgship.cli.context import Context
 from pgship.cli.options import replay_arguments, wait_option
 from pgship.database import passwords_in
@@ -190,14 +190,11 @@ def _read(migrations: list[MigrationFile], server_major: int | None) -> list[Mig
 
 
 def _lint(review: ReleaseReview, migrations: list[MigrationFile]) -> None:
-    from pgship.lint import LintUnavailable, lint
-
     no_transaction = {m.file for m in review.migrations if m.no_transaction}
     parseable = [m for m, r in zip(migrations, review.migrations, strict=True) if not r.problems]
-    try:
-        findings = lint(parseable, no_transaction)
-    except LintUnavailable as exc:
-        review.lint_error = str(exc)
+    findings, reason = lint_or_reason(parseable, no_transaction)
+    if reason is not None:
+        review.lint_error = reason
         return
     by_file = {m.file: m for m in review.migrations}
     for finding in findings:
