@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgship import __version__, config
-from pgship.cli import registry
 from pgship.cli.context import BadArguments, Context, Parser
 from pgship.cli.options import GLOBAL_VALUE_OPTIONS, global_options
+from pgship.cli.registry import COMMANDS, command_name, load
 from pgship.database import check_url, passwords_in
 from pgship.errors import ExitCode, Interrupted, PgshipError, UsageError
 from pgship.output import Output, library_output
@@ -72,7 +72,7 @@ def find_command(argv: Sequence[str]) -> str | None:
                 or (word.startswith("--") and any(o.startswith(word) for o in GLOBAL_VALUE_OPTIONS))
             )
             continue
-        return registry.command_name(word)
+        return command_name(word)
     return None
 
 
@@ -88,7 +88,7 @@ def build_parser(wanted: Wanted = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pgship {__version__}")
     global_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, spec in registry.COMMANDS.items():
+    for name, spec in COMMANDS.items():
         sub = commands.add_parser(
             name,
             help=spec.summary,
@@ -98,7 +98,7 @@ def build_parser(wanted: Wanted = None) -> argparse.ArgumentParser:
         global_options(sub)
         sub.set_defaults(command=name)
         if wanted is None or name in wanted:
-            command = registry.load(name)
+            command = load(name)
             sub.description = command.description
             if command.epilog:
                 sub.epilog = command.epilog
@@ -169,7 +169,7 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
             out.secrets = sorted({*out.secrets, *passwords_in(direct, environ={})}, key=len, reverse=True)
         if args.command != "new" and not getattr(args, "no_database", False):
             check_url(settings.database_url)  # a malformed URL is bad input (exit 2), before anything runs
-        command = registry.load(args.command)
+        command = load(args.command)
         needs = command.spec.needs
         if needs is not None and needs.missing():
             raise UsageError(needs.message(args.command), hint="Nothing was run.")
@@ -207,7 +207,7 @@ def bad_arguments(bad: BadArguments, argv: list[str]) -> int:
     out = Output(as_json="--json" in argv, secrets=[*secrets, *passwords_in(None, os.environ)])
     if not out.as_json:
         out.stderr.write(out.clean(bad.parser.format_usage()))
-    command = next((arg for arg in argv if arg in registry.COMMANDS), None)
+    command = next((arg for arg in argv if arg in COMMANDS), None)
     error = UsageError(
         f"{bad.parser.prog}: {bad.message}", hint=f"See `{bad.parser.prog} --help`. Nothing was run."
     )
