@@ -120,7 +120,7 @@ def run(ctx: Context) -> int:
         allow_missing=args.allow_missing,
         allow_empty=args.allow_empty,
         run_options=run_options_from(args),
-        direct_url=args.direct_url,
+        direct_url=config.direct_url(args.direct_url),
         lease_ttl_s=args.lease_ttl,
     )
     report = Deployment(
