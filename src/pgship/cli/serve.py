@@ -107,7 +107,7 @@ def run(ctx: Context) -> int:
 
     import uvicorn
 
-    gc.enable()  # `pgship` runs with the collector off (pgship.cli.entry.run): a server lives long enough to need it
+    gc.enable()  # `pgship` runs with the collector off (cli.entry.run): a server lives long enough to need it
 
     from pgship.health import create_app
     from pgship.health_limits import ServerLimits, effective_max_connections, raise_fd_limit
