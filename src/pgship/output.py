@@ -14,11 +14,13 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pgship.database import scrub
 from pgship.errors import InvalidMigrations, MigrationFailed, PgshipError
-from pgship.runner import Event
+
+if TYPE_CHECKING:
+    from pgship.runner import Event  # only its shape: the output layer does not depend on the runner
 
 # Control characters other than newline and tab, as they could arrive from a file's text or a server
 # message: shown escaped, so a hostile migration cannot drive the terminal or garble a CI log.

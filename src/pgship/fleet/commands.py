@@ -1,7 +1,8 @@
 """``pgship migrate|status|plan|verify --fleet``: the options, and one command run over every target.
 
-``pgship.cli`` adds these options to its four commands and hands over to :func:`run` when a fleet
-is asked for; everything else a fleet needs lives in this package.
+The command modules of ``pgship.cli`` add these options to their four commands and hand over to
+:func:`run` when a fleet is asked for; everything else a fleet needs lives in this package, imported
+only then (adding the options and :func:`wanted` stay cheap for a single-database run).
 """
 
 from __future__ import annotations
@@ -12,24 +13,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pgship import config
 from pgship.errors import ExitCode, UsageError
-from pgship.fleet import execute
-from pgship.fleet.orchestrate import Control, Outcome, run_waves
-from pgship.fleet.report import FleetReport
-from pgship.fleet.targets import (
-    FLEET_FILE,
-    FleetSpec,
-    Target,
-    fleet_from_pyproject,
-    parse_shard,
-    plan_waves,
-    query_spec,
-    read_fleet_file,
-    select_shard,
-)
+from pgship.fleet.targets import FLEET_FILE
 from pgship.options import run_options_from, target_version
 
 if TYPE_CHECKING:
+    from pgship.fleet.orchestrate import Outcome
+    from pgship.fleet.report import FleetReport
+    from pgship.fleet.targets import FleetSpec, Target
     from pgship.output import Output
 
 DEFAULT_PARALLEL = 4
@@ -96,6 +88,11 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def run(ctx: Any, command: str) -> int:
     """Run ``command`` on every target; render the combined report; return the exit code."""
+    from pgship.fleet import execute
+    from pgship.fleet.orchestrate import Control, run_waves
+    from pgship.fleet.report import FleetReport
+    from pgship.fleet.targets import parse_shard, plan_waves, select_shard
+
     gc.enable()  # a fleet run creates and drops a connection per target: keep memory flat
     args, out = ctx.args, ctx.out
     spec = load_spec(args, Path.cwd())
@@ -166,6 +163,8 @@ def run(ctx: Any, command: str) -> int:
 
 def load_spec(args: argparse.Namespace, cwd: Path) -> FleetSpec:
     """The fleet asked for: ``--fleet-query``, ``--fleet FILE``, ``./pgship.fleet.toml`` or pyproject."""
+    from pgship.fleet.targets import fleet_from_pyproject, query_spec, read_fleet_file
+
     if args.fleet_query:
         if args.fleet:
             raise UsageError("--fleet FILE and --fleet-query both name the targets", hint="Use one of them.")
@@ -196,8 +195,9 @@ def render(
             out.line(line)
     summary = report.markdown()
     targets = [Path(markdown)] if markdown else []
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        targets.append(Path(os.environ["GITHUB_STEP_SUMMARY"]))
+    step_summary = config.step_summary()
+    if step_summary is not None:
+        targets.append(step_summary)
     for path in targets:
         try:
             with path.open("a", encoding="utf-8") as handle:

@@ -1,6 +1,6 @@
 """``pgship review``: what a release will do to the production database, before it runs.
 
-Registered with the CLI through :func:`pgship.cli.register_command`. Gathers
+A command module of the CLI (listed in :mod:`pgship.cli.registry`). Gathers
 (the I/O): the pending files (from the tracking table when a database is
 given, else every file or the files named), each statement's locks
 (:mod:`pgship.review.locks`), the tables' sizes in production
@@ -12,15 +12,15 @@ migration's duration on a throwaway server; then renders it
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from pgship import config
+from pgship.cli.checks import lint_or_reason, replay_wanted
+from pgship.cli.context import Context
+from pgship.cli.options import replay_arguments, wait_option
 from pgship.database import passwords_in
 from pgship.errors import ExitCode, PgshipError, UsageError
 from pgship.migrations import Discovery, MigrationFile
-from pgship.options import major_version, wait_seconds
 from pgship.planner import State
 from pgship.review.release import GATE_EXIT_CODE, MigrationReview, ReleaseReview, Threshold, relations_of
 
@@ -55,9 +55,7 @@ examples:
 """
 
 
-def add_review(add: Callable[..., argparse.ArgumentParser]) -> None:
-    review = add("review", "review what the pending migrations will lock, rewrite and scan", DESCRIPTION)
-    review.epilog = EPILOG
+def add_arguments(review: argparse.ArgumentParser) -> None:
     review.add_argument(
         "files",
         nargs="*",
@@ -83,24 +81,7 @@ def add_review(add: Callable[..., argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also replay every migration on a throwaway PostgreSQL and show each pending one's duration",
     )
-    review.add_argument(
-        "--replay-url",
-        metavar="URL",
-        default=None,
-        help="replay in a scratch database on this server (default: PGSHIP_REPLAY_URL). Implies --replay",
-    )
-    review.add_argument(
-        "--pg-version",
-        "--replay-pg-version",
-        dest="replay_pg_version",
-        type=major_version,
-        metavar="N",
-        default=None,
-        help="replay on an embedded PostgreSQL N (14-18); default: the live database's major, else 16",
-    )
-    review.add_argument(
-        "--replay-role", action="append", default=[], metavar="NAME", help="create this role for the replay"
-    )
+    replay_arguments(review, implies_replay=True)
     review.add_argument(
         "--allure-results",
         type=Path,
@@ -108,12 +89,10 @@ def add_review(add: Callable[..., argparse.ArgumentParser]) -> None:
         default=None,
         help="also write the review as Allure results (epic 'Release review') into DIR",
     )
-    review.add_argument(
-        "--wait", type=wait_seconds, default=0.0, metavar="SECONDS", help="wait for the database (default: 0)"
-    )
+    wait_option(review)
 
 
-def cmd_review(ctx: Any) -> int:
+def run(ctx: Context) -> int:
     args = ctx.args
     if args.markdown and ctx.out.as_json:
         raise UsageError("--markdown and --json are two formats: choose one")
@@ -153,7 +132,7 @@ def cmd_review(ctx: Any) -> int:
     if args.lint:
         _lint(review, pending)
     replay_failed = None
-    if args.replay or args.replay_url or args.replay_pg_version:
+    if replay_wanted(args):
         replay_failed = _replay(ctx, review, discovery)
     if args.allure_results is not None:
         from pgship.review.allure import write_results
@@ -211,14 +190,11 @@ def _read(migrations: list[MigrationFile], server_major: int | None) -> list[Mig
 
 
 def _lint(review: ReleaseReview, migrations: list[MigrationFile]) -> None:
-    from pgship.lint import LintUnavailable, lint
-
     no_transaction = {m.file for m in review.migrations if m.no_transaction}
     parseable = [m for m, r in zip(migrations, review.migrations, strict=True) if not r.problems]
-    try:
-        findings = lint(parseable, no_transaction)
-    except LintUnavailable as exc:
-        review.lint_error = str(exc)
+    findings, reason = lint_or_reason(parseable, no_transaction)
+    if reason is not None:
+        review.lint_error = reason
         return
     by_file = {m.file: m for m in review.migrations}
     for finding in findings:
@@ -226,12 +202,12 @@ def _lint(review: ReleaseReview, migrations: list[MigrationFile]) -> None:
             by_file[finding.file].lint.append(finding)
 
 
-def _replay(ctx: Any, review: ReleaseReview, discovery: Discovery) -> PgshipError | None:
+def _replay(ctx: Context, review: ReleaseReview, discovery: Discovery) -> PgshipError | None:
     """Replay every migration from empty; record each reviewed one's duration. The error, if it failed."""
     from pgship.replay import ReplayFailed, ReplayOptions, replayed
     from pgship.runner import Event
 
-    url = ctx.args.replay_url or os.environ.get("PGSHIP_REPLAY_URL") or None
+    url = config.replay_url(ctx.args.replay_url)
     ctx.out.secrets = sorted({*ctx.out.secrets, *passwords_in(url, environ={})}, key=len, reverse=True)
     options = ReplayOptions(url=url, pg_version=ctx.args.replay_pg_version, roles=tuple(ctx.args.replay_role))
     durations: dict[str, int] = {}
@@ -256,7 +232,7 @@ def _replay(ctx: Any, review: ReleaseReview, discovery: Discovery) -> PgshipErro
     return failure
 
 
-def _render(ctx: Any, review: ReleaseReview, database: str | None) -> None:
+def _render(ctx: Context, review: ReleaseReview, database: str | None) -> None:
     from pgship.review.render import markdown, terminal_lines
 
     if ctx.out.as_json:
@@ -268,9 +244,4 @@ def _render(ctx: Any, review: ReleaseReview, database: str | None) -> None:
             ctx.out.line(line)
 
 
-def register(register_command: Callable[..., None]) -> None:
-    """Add ``review`` to the CLI (called by :mod:`pgship.cli`)."""
-    register_command("review", add_review, cmd_review)
-
-
-__all__ = ["DESCRIPTION", "add_review", "cmd_review", "register"]
+__all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
