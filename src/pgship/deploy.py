@@ -25,6 +25,11 @@ Choices a real deploy needs, and why:
   refused the connection for good (password, database, role), 2 invalid or refused
   files, 4 migration lock not acquired, 1 a migration, a command or the health gate
   failed, 130 interrupted.
+
+One file although over 400 lines: :class:`Deployment` is the pipeline, its stages run in
+order over one shared state (the deadline, the service it started, the report), and reading
+them in that order is the point. The start command's scrubbed log is its own module
+(:mod:`pgship.start_log`).
 """
 
 from __future__ import annotations
@@ -33,15 +38,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from pgship.database import ConnectAttempt, connect, describe, scrub
 from pgship.errors import Interrupted, PgshipError, StageFailed
@@ -51,6 +55,7 @@ from pgship.locking import DIRECT_URL_ENV, ConnectionChoice, locking_runner
 from pgship.migrations import Discovery, Version, discover, require_parsed
 from pgship.planner import empty_directory_refusal
 from pgship.runner import Event, EventSink, MigrateResult, Runner, RunOptions, raise_refusals
+from pgship.start_log import open_private_log, start_scrubbing_relay
 
 if TYPE_CHECKING:
     import psycopg
@@ -513,77 +518,6 @@ class Deployment:
         except OSError:
             return []
         return [self._clean(line) for line in text.splitlines()[-lines:]]
-
-
-# -- the start log -------------------------------------------------------------------
-@contextmanager
-def open_private_log(path: Path) -> Iterator[BinaryIO]:
-    """Open ``path`` for appending, readable by its owner only (0600); pgship's own ``.pgship/`` is 0700.
-
-    A log another user can read is a leak even when scrubbed (a service may print its own secrets).
-    """
-    parent = path.parent
-    if not parent.exists():
-        parent.mkdir(parents=True, mode=0o700)
-        os.chmod(parent, 0o700)  # mkdir's mode is filtered by the umask
-    elif parent.name == ".pgship":
-        with suppress(PermissionError):
-            os.chmod(parent, 0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with suppress(PermissionError):
-        os.fchmod(fd, 0o600)  # a log from before, created with the umask's mode
-    with os.fdopen(fd, "ab") as log:
-        yield log
-
-
-def start_scrubbing_relay(log_path: Path, secrets: Iterable[str]) -> tuple[subprocess.Popen[bytes], int]:
-    """A process that appends what it reads to ``log_path``, passwords replaced; returns it and its pipe.
-
-    It runs in a session of its own (a Ctrl-C meant for the deploy does not stop it) and ends when
-    every writer has closed the pipe. The secrets reach it through a second pipe, never the command
-    line or the environment.
-    """
-    read_end, write_end = os.pipe()
-    secrets_read, secrets_write = os.pipe()
-    try:
-        relay = subprocess.Popen(
-            [sys.executable, "-c", RELAY_PROGRAM, str(log_path), str(secrets_read)],
-            stdin=read_end,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(secrets_read,),
-            start_new_session=True,
-        )
-    except BaseException:
-        for fd in (read_end, write_end, secrets_write):
-            os.close(fd)
-        raise
-    finally:
-        os.close(secrets_read)
-    os.close(read_end)
-    with os.fdopen(secrets_write, "w", encoding="utf-8") as channel:
-        json.dump(list(secrets), channel)
-    return relay, write_end
-
-
-RELAY_PROGRAM = "import sys; from pgship.deploy import relay_main; relay_main(sys.argv[1:])"
-
-
-def relay_main(argv: list[str]) -> None:
-    """The scrubbing relay's process: ``stdin`` to the log file, line by line, scrubbed."""
-    log_path, secrets_fd = argv[0], int(argv[1])
-    with os.fdopen(secrets_fd, encoding="utf-8") as channel:
-        secrets = [s for s in json.load(channel) if s]
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with open(log_path, "ab", buffering=0) as log:
-        scrub_lines(sys.stdin.buffer, log, secrets)
-
-
-def scrub_lines(source: BinaryIO, sink: BinaryIO, secrets: list[str]) -> None:
-    """Copy ``source`` to ``sink`` line by line, each line scrubbed of ``secrets`` and passwords in URLs."""
-    for raw in iter(source.readline, b""):
-        text = raw.decode("utf-8", "surrogateescape")
-        sink.write(scrub(text, secrets).encode("utf-8", "surrogateescape"))
 
 
 def _terminate(process: subprocess.Popen[Any]) -> None:

@@ -6,20 +6,32 @@ renamed twice, a fix made by hand, an edited applied migration) and production
 never notices; every new environment does. A replay applies the whole set from
 nothing, with the same :class:`~pgship.runner.Runner` and rules as ``migrate``,
 on a throwaway server (embedded) or a scratch database on a server given by URL,
-and throws it away afterwards.
+and throws it away afterwards. Which server, and how it is opened and cleaned up, is
+:mod:`pgship.replay_server`'s job.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pgship.database import connect, describe, one_row
-from pgship.errors import ExitCode, FailureDetails, MigrationFailed, PgshipError
+from pgship.errors import FailureDetails, MigrationFailed
+from pgship.replay_server import (
+    ReplayUnavailable,
+    choose_major,
+    drop_roles,
+    ensure_roles,
+    named_roles,
+    open_server,
+    role_names,
+    roles_the_migrations_created,
+    scratch_database,
+)
 from pgship.runner import EventSink, Runner, RunOptions
 from pgship.testing.binaries import COMMON_EXTENSIONS as _COMMON
 from pgship.testing.binaries import DEBIAN_PACKAGES as _DEBIAN_PACKAGES
@@ -29,17 +41,8 @@ if TYPE_CHECKING:
 
     from pgship.history import TrackingTable
     from pgship.migrations import Discovery, Version
-    from pgship.testing.server import PostgresServer
 
-SCRATCH_PREFIX = "pgship_replay"
 _REPLAY_OPTIONS = RunOptions(lock_wait_s=5.0, lock_retries=0, retry_pause_s=0.0, applied_by="pgship replay")
-
-
-class ReplayUnavailable(PgshipError):
-    """No server to replay on: the embedded package is missing, or the version/URL cannot be used."""
-
-    exit_code = ExitCode.INVALID
-    kind = "replay_unavailable"
 
 
 class ReplayFailed(MigrationFailed):
@@ -223,13 +226,13 @@ def replayed(
     options = options or ReplayOptions()
     started = time.perf_counter()
     result = ReplayResult(server="url" if options.url else "embedded")
-    major, result.pg_version_source = _choose_major(options)
-    server = _open_server(options.url, major)
+    major, result.pg_version_source = choose_major(options.pg_version, options.url, options.match_url)
+    server = open_server(options.url, major)
     roles_before: set[str] | None = None
     created_roles: list[str] = []
     try:
         if options.url is not None:
-            roles_before = _role_names(server)
+            roles_before = role_names(server)
             there = sorted(named_roles(discovery) & roles_before)
             if there:
                 result.warnings.append(
@@ -238,11 +241,11 @@ def replayed(
                     "create them and cannot prove the migrations do. This replay needs an isolated "
                     "server: the embedded one (no --replay-url), or a server of its own."
                 )
-        database = _scratch_database(server)
+        database = scratch_database(server)
         try:
             url = server.url_for(database)
             result.start_ms = _ms_since(started)
-            created_roles = _ensure_roles(server, options.roles)
+            created_roles = ensure_roles(server, options.roles)
             used = _apply_all(url, discovery, table, options, result, on_event)
             result.total_ms = _ms_since(started)
             yield Replay(url, result, used)
@@ -251,8 +254,8 @@ def replayed(
                 server.drop_database(database)
     finally:
         if roles_before is not None:
-            created_roles += _roles_the_migrations_created(server, roles_before, discovery)
-            result.dropped_roles = _drop_roles(server, created_roles)
+            created_roles += roles_the_migrations_created(server, roles_before, discovery)
+            result.dropped_roles = drop_roles(server, created_roles)
         server.close()
 
 
@@ -312,184 +315,20 @@ def replay_table(conn: psycopg.Connection, table: TrackingTable) -> TrackingTabl
     return table
 
 
-# -- servers -----------------------------------------------------------------------
-def _choose_major(options: ReplayOptions) -> tuple[int | None, str]:
-    """The embedded server's major and why: asked for, the production server's own, or the default."""
-    from pgship.testing.binaries import RELEASES, default_major
-
-    if options.pg_version is not None or options.url is not None:
-        return options.pg_version, "as --pg-version asked" if options.pg_version is not None else ""
-    if options.match_url:
-        live = describe(options.match_url)
-        major = _server_major(options.match_url)
-        if major in RELEASES:
-            return major, f"the major of {live}"
-        if major is not None:
-            return default_major(), (
-                f"{live} runs PostgreSQL {major}, which the embedded server does not have; "
-                f"default {default_major()}"
-            )
-    return default_major(), ""
-
-
-def _server_major(url: str) -> int | None:
-    """The major version of the server at ``url``, or ``None`` when it cannot be asked (quickly)."""
-    import psycopg
-
-    try:
-        with connect(url, wait_s=0.0) as conn:
-            row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
-    except (psycopg.Error, PgshipError):
-        return None
-    return int(row[0]) if row else None
-
-
-def _open_server(replay_url: str | None, pg_version: int | None) -> PostgresServer:
-    if replay_url is not None:
-        from pgship.testing.external import ExternalPostgres, ExternalServerError
-
-        if pg_version is not None:
-            raise ReplayUnavailable(
-                "--pg-version chooses the embedded server's major version; it cannot apply to --replay-url "
-                "(the replay runs on that server's own version)",
-                hint="Drop one of the two options.",
-            )
-        try:
-            return ExternalPostgres(replay_url)
-        except ExternalServerError as exc:
-            raise ReplayUnavailable(f"--replay-url: {exc}", hint="Pass a postgresql:// URL.") from None
-    from pgship.testing.embedded import DEFAULT_VERSION, EmbeddedPostgres, EmbeddedServerError
-
-    try:
-        server = EmbeddedPostgres(
-            version=pg_version or DEFAULT_VERSION, settings=_EMBEDDED_SETTINGS, progress=_progress
-        )
-    except EmbeddedServerError as exc:
-        hint = exc.hint or (
-            "Replay on a server you provide: --replay-url URL (pgship creates a scratch database there "
-            "and drops it afterwards; the user needs CREATEDB)."
-        )
-        raise ReplayUnavailable(f"cannot replay: {exc}", hint=hint) from None
-    try:
-        server.setup()
-    except EmbeddedServerError as exc:
-        server.close()
-        raise PgshipError(
-            f"the embedded PostgreSQL for the replay did not start: {exc}",
-            hint="Replay on a server you provide instead: --replay-url URL.",
-        ) from None
-    return server
-
-
-def _progress(message: str) -> None:
-    """First use of a major downloads it: say so on stderr (stdout may be a JSON document)."""
-    import sys
-
-    print(message, file=sys.stderr, flush=True)
-
-
-# A replay is one session for a second or two: no room for 200 clients, nothing for autovacuum to do.
-_EMBEDDED_SETTINGS = {"max_connections": "20", "autovacuum": "off"}
-
-
-def _scratch_database(server: PostgresServer) -> str:
-    """An empty database: from ``template0``, so nothing added to ``template1`` leaks in."""
-    import psycopg
-
-    try:
-        return server.create_database(template="template0", prefix=SCRATCH_PREFIX)
-    except psycopg.OperationalError as exc:
-        from pgship.errors import DatabaseUnavailable
-
-        raise DatabaseUnavailable(
-            f"cannot connect to the replay server: {_first_line(exc)}",
-            hint="Check --replay-url (host, port, user, password).",
-        ) from None
-    except psycopg.Error as exc:
-        raise ReplayUnavailable(
-            f"cannot create a scratch database for the replay: {_first_line(exc)}",
-            hint="The --replay-url user needs the CREATEDB privilege (ALTER ROLE name CREATEDB).",
-        ) from None
-
-
-def _ensure_roles(server: PostgresServer, roles: Sequence[str]) -> list[str]:
-    """Create the roles the migrations grant to that the server lacks; return those created."""
-    if not roles:
-        return []
-    import psycopg
-    from psycopg import sql
-
-    created = []
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        for role in roles:
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-                continue
-            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-            created.append(role)
-    return created
-
-
-def _role_names(server: PostgresServer) -> set[str]:
-    import psycopg
-
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
-
-
-_CREATE_ROLE = re.compile(r'\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))', re.I)
-
-
-def named_roles(discovery: Discovery) -> set[str]:
-    """Roles the migration files create by name (``CREATE ROLE/USER/GROUP name``, also inside DO blocks)."""
-    named: set[str] = set()
-    for migration in discovery.migrations:
-        for quoted, bare in _CREATE_ROLE.findall(migration.text):
-            named.add(quoted.replace('""', '"') if quoted else bare.lower())
-    return named
-
-
-def _roles_the_migrations_created(
-    server: PostgresServer, before: set[str], discovery: Discovery
-) -> list[str]:
-    """Roles that exist now, did not before the replay, and that a migration file creates by name.
-
-    Both conditions: a role someone else created on the shared server meanwhile is not named by
-    the migrations, and a role the migrations name that existed before is not the replay's.
-    """
-    named = named_roles(discovery)
-    if not named:
-        return []
-    import psycopg
-
-    try:
-        now = _role_names(server)
-    except psycopg.Error:
-        return []
-    return sorted((now - before) & named)
-
-
-def _drop_roles(server: PostgresServer, roles: list[str]) -> list[str]:
-    """Drop roles a replay created on a server it does not own (their database is gone already)."""
-    if not roles or server.backend == "embedded":
-        return []
-    import psycopg
-    from psycopg import sql
-
-    dropped = []
-    with suppress(psycopg.Error), psycopg.connect(server.admin_url, autocommit=True) as conn:
-        for role in dict.fromkeys(roles):
-            with suppress(psycopg.Error):
-                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-                dropped.append(role)
-    return dropped
-
-
-def _first_line(exc: Exception) -> str:
-    from pgship.database import redact
-
-    text = str(exc).strip()
-    return redact(text.splitlines()[0] if text else type(exc).__name__)
-
-
 def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
+
+
+__all__ = [
+    "Replay",
+    "ReplayFailed",
+    "ReplayOptions",
+    "ReplayResult",
+    "ReplayUnavailable",
+    "missing_extension",
+    "missing_library",
+    "replay",
+    "replay_hint",
+    "replay_table",
+    "replayed",
+]

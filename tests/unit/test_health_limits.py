@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pgship.health_limits import FD_RESERVE, ServerLimits, effective_max_connections
+from pgship.health.limits import FD_RESERVE, ServerLimits, effective_max_connections
 
 
 def test_the_defaults_are_the_documented_ones():

@@ -10,6 +10,12 @@ The claims are deliberately about the *strongest* lock a statement takes on a
 relation, because that is what decides who waits: ACCESS EXCLUSIVE blocks even
 ``SELECT``; SHARE and stronger block writes; SHARE UPDATE EXCLUSIVE and weaker
 block neither.
+
+One file although over 400 lines: after the model (the lock modes and what a review says),
+most of it is the rule table, one handler per kind of statement with the lock its reference
+page documents, and the dispatch table that names them. Kept together, the whole table reads
+against PostgreSQL's documentation in one place, as ``test_review_locks.py`` checks it
+against ``pg_locks``.
 """
 
 from __future__ import annotations
