@@ -9,7 +9,7 @@ database round trips, not an estimate.
 Scenarios:
   pgship serve            the product as shipped (cache 2 s): the numbers the goal is about
   unguarded uvicorn       the same app under plain uvicorn + httptools, without pgship's guard against
-                          hostile clients (pgship.health_server): what the guard costs, as a ratio
+                          hostile clients (pgship.health.server): what the guard costs, as a ratio
   uncached, async pool    --cache-ttl 0: every check reaches the database (async psycopg_pool)
   uncached, thread pool   the alternative design: a sync psycopg_pool, each check in a worker thread
   pure-Python HTTP        uvicorn without httptools/uvloop (h11 + asyncio): why they are dependencies

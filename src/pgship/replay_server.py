@@ -149,10 +149,19 @@ def ensure_roles(server: PostgresServer, roles: Sequence[str]) -> list[str]:
 
 
 def role_names(server: PostgresServer) -> set[str]:
+    """The server's roles; the replay's first connection, so an unreachable server is said here."""
     import psycopg
 
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+    try:
+        with psycopg.connect(server.admin_url, autocommit=True) as conn:
+            return {row[0] for row in conn.execute("SELECT rolname FROM pg_roles")}
+    except psycopg.OperationalError as exc:
+        from pgship.errors import DatabaseUnavailable
+
+        raise DatabaseUnavailable(
+            f"cannot connect to the replay server: {_first_line(exc)}",
+            hint="Check --replay-url or PGSHIP_REPLAY_URL (host, port, user, password).",
+        ) from None
 
 
 _CREATE_ROLE = re.compile(r'\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))', re.I)

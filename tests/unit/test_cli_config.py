@@ -77,4 +77,6 @@ def test_the_cli_takes_the_replay_url_from_the_environment_and_scrubs_it(cli, mi
     assert result.code != 0
     assert result.stdout.startswith("1 migration files are valid (newest 001).\n")  # then the replay
     assert 'server at "127.0.0.1", port 9 failed' in result.stderr, result.output
+    assert result.code == 3  # unreachable, worth retrying: never "a bug in pgship"
+    assert "cannot connect to the replay server" in result.stderr and "bug" not in result.stderr
     assert "Sup3rSecret" not in result.output

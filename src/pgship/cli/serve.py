@@ -41,7 +41,7 @@ Slow, broken or hostile clients cannot starve the probes:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from pgship.health_limits import (
+    from pgship.health.limits import (
         DEFAULT_HEADER_TIMEOUT_S,
         DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_HEADER_BYTES,
@@ -110,8 +110,8 @@ def run(ctx: Context) -> int:
     gc.enable()  # `pgship` runs with the collector off (cli.entry.run): a server lives long enough to need it
 
     from pgship.health import create_app
-    from pgship.health_limits import ServerLimits, effective_max_connections, raise_fd_limit
-    from pgship.health_server import protocol_factory
+    from pgship.health.limits import ServerLimits, effective_max_connections, raise_fd_limit
+    from pgship.health.server import protocol_factory
 
     args = ctx.args
     if args.check_timeout <= 0:
