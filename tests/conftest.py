@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.toolkit import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class CliResult:
-    """What a pgship invocation returned and printed."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 class MigrationsDir:
@@ -48,6 +31,17 @@ class MigrationsDir:
         return str(self.path)
 
 
+#: tests that need Allure (npm) and Debian's chromium: `make test-report` runs them, `make pytest` does not
+BROWSER_TESTS = ("tests/report/", "tests/docs/test_diagrams.py::test_every_diagram_renders")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[object]:
     from pgship.testing import EmbeddedPostgres
@@ -65,38 +59,6 @@ def database_url(pg_server) -> Iterator[str]:
 @pytest.fixture
 def migrations(tmp_path: Path) -> MigrationsDir:
     return MigrationsDir(tmp_path / "migrations")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
-    """Run pgship in this process (fast), capturing its output."""
-    from pgship.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    try:
-        if env:
-            os.environ.update(env)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:  # argparse errors
-                code = int(exit_.code or 0)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return CliResult(code, stdout.getvalue(), stderr.getvalue())
-
-
-def spawn_cli(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
-    """Start pgship as a real process (for concurrency, signals and kills)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pgship", *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
 
 
 @pytest.fixture

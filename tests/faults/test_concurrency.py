@@ -17,12 +17,11 @@ from tests.faults.harness import (
     assert_all_held,
     check_complete,
     database_name,
-    pgship_backends,
     spawn,
     take_snapshot,
-    wait_until,
 )
 from tests.faults.results import record
+from tests.toolkit import pgship_backends, start_together, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -31,22 +30,11 @@ RUNNERS = 8
 
 def _start_together(url: str, directory: Path, workdir: Path, *extra: str):
     """Start the runners as close to the same instant as processes allow (a shared start file)."""
-    gate = workdir / f"gate-{time.monotonic_ns()}"
-    wrapper = (
-        "import os, sys, time\n"
-        f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
-        "from pgship.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+    return start_together(
+        [["-d", url, "-m", str(directory), "migrate", *extra]] * RUNNERS,
+        workdir,
+        lambda args: spawn(*args, workdir=workdir, module=False),
     )
-    runners = [
-        spawn(
-            "-c", wrapper, "-d", url, "-m", str(directory), "migrate", *extra, workdir=workdir, module=False
-        )
-        for _ in range(RUNNERS)
-    ]
-    time.sleep(0.5)  # every interpreter is up and polling for the gate
-    gate.touch()
-    return runners
 
 
 @pytest.mark.parametrize("lock_wait", ["120", "0.3"], ids=["patient", "short-lock-wait"])

@@ -16,8 +16,9 @@ import signal
 import subprocess
 from collections import Counter
 
-from tests.conftest import MigrationsDir, spawn_cli
+from tests.conftest import MigrationsDir
 from tests.integration.helpers import applied_versions, query
+from tests.toolkit import spawn_cli
 
 TRIALS = int(os.environ.get("PGSHIP_SIGNAL_TRIALS", "20"))
 MIGRATIONS = 24

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from pgship.testing.pgbouncer import PgBouncer
-from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
+from tests.toolkit import spawn_cli, wait_until
 
 RUNS = "CREATE TABLE runs (version text NOT NULL);\n"
 
@@ -50,15 +49,6 @@ def migrate(cli, url, migrations, *extra):
 
 def runs(url: str) -> list[str]:
     return [row[0] for row in query(url, "SELECT version FROM runs ORDER BY version")]
-
-
-def wait_until(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout  # a bound on the test, not an assertion on speed
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def _counting_migrations(migrations, count: int = 4) -> None:
@@ -186,7 +176,7 @@ def test_a_killed_runner_blocks_the_next_deploy_only_until_its_lease_expires(
         "SELECT count(*) FROM pg_stat_activity WHERE strpos(query, 'pg_sleep(CASE') > 0 "
         "AND state = 'active' AND pid <> pg_backend_pid()"
     )
-    wait_until(lambda: scalar(database_url, sleeping) > 0)
+    wait_until(lambda: scalar(database_url, sleeping) > 0, "the runner in pg_sleep", timeout=60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
     query(database_url, "DROP TABLE slow_marker")
