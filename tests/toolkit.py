@@ -92,20 +92,48 @@ def spawn_cli(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> s
     )
 
 
-def cli_script(body: str = "sys.exit(main(sys.argv[1:]))\n", *, gate: Path | None = None) -> str:
+def cli_script(
+    body: str = "sys.exit(main(sys.argv[1:]))\n", *, gate: Path | None = None, loaded_first: bool = False
+) -> str:
     """A ``python -c`` program that runs pgship's ``main`` in a fresh interpreter.
 
     ``body`` runs after ``from pgship.cli import main`` (default: main with the program's arguments).
     With ``gate``, the program first says it is up (``<gate>.ready-<pid>``), then waits until the gate
-    file exists: see :func:`start_together`.
+    file exists (see :func:`start_together`); ``loaded_first`` imports pgship before saying so.
     """
+    load = "from pgship.cli import main\n"
     waiting = ""
     if gate is not None:
         waiting = (
             f"open({str(gate)!r} + '.ready-' + str(os.getpid()), 'w').close()\n"
             f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
         )
-    return f"import os, sys, time\n{waiting}from pgship.cli import main\n{body}"
+    if loaded_first:
+        return f"import os, sys, time\n{load}{waiting}{body}"
+    return f"import os, sys, time\n{waiting}{load}{body}"
+
+
+def ready(gate: Path) -> list[Path]:
+    """The programs of :func:`cli_script` waiting at ``gate``."""
+    return list(gate.parent.glob(f"{gate.name}.ready-*"))
+
+
+def spawn_cli_loaded(*args: str, gate: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """pgship as a real process, loaded and waiting until ``gate`` exists (``gate.touch()`` starts it).
+
+    The test then starts pgship's run at an instant of its choosing, not after an interpreter start-up
+    whose length depends on the machine's load.
+    """
+    gate.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", cli_script(gate=gate, loaded_first=True), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: ready(gate) or process.poll() is not None, "pgship loaded", timeout=120)
+    return process
 
 
 def start_together(
@@ -125,7 +153,7 @@ def start_together(
     script = cli_script(gate=gate)
     runners = [launch(["-c", script, *args]) for args in arguments]
     wait_until(
-        lambda: len(list(workdir.glob(f"{gate.name}.ready-*"))) >= len(runners),
+        lambda: len(ready(gate)) >= len(runners),
         f"{len(runners)} runners up and waiting at the start",
         timeout=timeout,
     )
