@@ -35,11 +35,27 @@ class MigrationsDir:
 BROWSER_TESTS = ("tests/report/", "tests/docs/test_diagrams.py::test_every_diagram_renders")
 
 
+#: the longest tests (30-80 s each on 2 busy cores): started first, so that with pytest-xdist
+#: (`make pytest`) none of them is left running alone at the end
+LONG_TESTS = (
+    "tests/integration/test_fleet_faults.py::test_a_fleet_run_killed_at_random_moments",
+    "tests/faults/test_kill.py::test_sigkill_anywhere",
+    "tests/integration/test_exactly_once.py::test_two_spellings_of_one_table_share_one_lock",
+    "tests/docs/test_guide_examples.py::test_the_guide_examples_run_in_order",
+    "tests/faults/test_pooler.py::test_sigkill_through_a_transaction_pooler",
+    "tests/faults/test_interrupted_index.py",
+    "tests/faults/test_concurrency.py",
+    "tests/test_workflows.py::test_actionlint_accepts_every_workflow",
+    "tests/faults/test_secrets.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(BROWSER_TESTS):
             item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
