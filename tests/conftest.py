@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.startswith(BROWSER_TESTS):
             item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def signals_as_they_were(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with the process's stop signals as the session began: unblocked, default handlers.
+
+    With pytest-xdist one process runs many tests in turn, and every process a test starts inherits the
+    signal mask: a SIGINT left blocked by an earlier test (in-process pgship holds stop signals back
+    while it writes a report) made a later test's runner deaf to Ctrl-C. A test that leaves the mask
+    changed is named in a warning, and the mask and handlers are put back.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    yield
+    left = signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    if left != mask:
+        blocked = sorted(signal.Signals(s).name for s in set(left) - set(mask))
+        warnings.warn(f"{request.node.nodeid} left {', '.join(blocked)} blocked", stacklevel=1)
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 @pytest.fixture(scope="session")
