@@ -92,29 +92,26 @@ def spawn_cli(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> s
     )
 
 
-def cli_script(
-    body: str = "sys.exit(main(sys.argv[1:]))\n", *, gate: Path | None = None, loaded_first: bool = False
-) -> str:
+def gate_lines(gate: Path) -> str:
+    """Python lines that say the program is up (``<gate>.ready-<pid>``), then wait until ``gate`` exists."""
+    return (
+        f"open({str(gate)!r} + '.ready-' + str(os.getpid()), 'w').close()\n"
+        f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
+    )
+
+
+def cli_script(body: str = "sys.exit(main(sys.argv[1:]))\n", *, gate: Path | None = None) -> str:
     """A ``python -c`` program that runs pgship's ``main`` in a fresh interpreter.
 
     ``body`` runs after ``from pgship.cli import main`` (default: main with the program's arguments).
-    With ``gate``, the program first says it is up (``<gate>.ready-<pid>``), then waits until the gate
-    file exists (see :func:`start_together`); ``loaded_first`` imports pgship before saying so.
+    With ``gate``, the program first waits at the gate (:func:`gate_lines`, :func:`start_together`).
     """
-    load = "from pgship.cli import main\n"
-    waiting = ""
-    if gate is not None:
-        waiting = (
-            f"open({str(gate)!r} + '.ready-' + str(os.getpid()), 'w').close()\n"
-            f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
-        )
-    if loaded_first:
-        return f"import os, sys, time\n{load}{waiting}{body}"
-    return f"import os, sys, time\n{waiting}{load}{body}"
+    waiting = gate_lines(gate) if gate is not None else ""
+    return f"import os, sys, time\n{waiting}from pgship.cli import main\n{body}"
 
 
 def ready(gate: Path) -> list[Path]:
-    """The programs of :func:`cli_script` waiting at ``gate``."""
+    """The programs waiting at ``gate``."""
     return list(gate.parent.glob(f"{gate.name}.ready-*"))
 
 
@@ -122,11 +119,20 @@ def spawn_cli_loaded(*args: str, gate: Path, env: dict[str, str] | None = None) 
     """pgship as a real process, loaded and waiting until ``gate`` exists (``gate.touch()`` starts it).
 
     The test then starts pgship's run at an instant of its choosing, not after an interpreter start-up
-    whose length depends on the machine's load.
+    whose length depends on the machine's load. Past the gate it runs as ``python -m pgship`` does
+    (SIGTERM raises KeyboardInterrupt; the console script's ``pgship.cli.run``).
     """
     gate.parent.mkdir(parents=True, exist_ok=True)
+    program = (
+        "import os, signal, sys, time\n"
+        "def stop(signum, frame):\n    raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "from pgship.cli import run\n"
+        f"{gate_lines(gate)}"
+        "run()\n"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-c", cli_script(gate=gate, loaded_first=True), *args],
+        [sys.executable, "-c", program, *args],
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
