@@ -13,6 +13,8 @@ hint below.
 
     python -m pgship.testing.spec.parallel --workers 4 -D db=embedded -f progress [FEATURE ...]
 
+(behave 1.3 accepts ``--jobs N`` but its runner ignores it: every scenario still runs in one process.)
+
 Every argument the runner does not know is behave's, given to each worker. ``--workers 1`` (or
 ``--dry-run``) runs one plain behave. ``-D pgship.keep_results=1`` keeps the results already in
 the folder (``make spec-matrix``) as it does for a single run.
@@ -41,8 +43,8 @@ FEATURES = Path("features")
 _VALUED = {
     "-D", "--define", "-f", "--format", "-o", "--outfile", "-t", "--tags", "-i", "--include",
     "-e", "--exclude", "-n", "--name", "--lang", "--junit-directory", "--logging-level",
-    "--logging-format", "--logging-datefmt", "--logging-filter", "-c", "--config", "--runner",
-    "--stage", "--steps-catalog",
+    "--logging-format", "--logging-datefmt", "--logging-filter", "-r", "--runner", "--stage",
+    "-j", "--jobs", "--parallel",
 }  # fmt: skip
 #: seconds a feature took (embedded PostgreSQL 16, alone on 2 cores), for a first run with no results
 DURATION_HINT = {
@@ -274,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m pgship.testing.spec.parallel",
         description="Run the specification in several behave processes into one results folder.",
     )
-    parser.add_argument("--workers", "-j", type=int, default=default_workers(), help="behave processes")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="behave processes")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the run's Allure results folder")
     known, behave_arguments = parser.parse_known_args(argv)
     return run(known.workers, behave_arguments, results=known.results)
