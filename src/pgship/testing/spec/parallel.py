@@ -250,6 +250,13 @@ def run(
             print(f"-- worker {number} of {len(running)} (exit {code}): {names}", flush=True)
             print(output, end="" if output.endswith("\n") else "\n", flush=True)
             status = status or code
+    except BaseException:  # interrupted: no half-gathered report, no worker folders left behind
+        for _, worker_dir, process, _ in running:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+            shutil.rmtree(worker_dir, ignore_errors=True)
+        raise
     finally:
         for _, _, process, log in running:
             if process.poll() is None:
