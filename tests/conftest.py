@@ -69,8 +69,8 @@ def signals_as_they_were(request: pytest.FixtureRequest) -> Iterator[None]:
 
     With pytest-xdist one process runs many tests in turn, and every process a test starts inherits the
     signal mask: a SIGINT left blocked by an earlier test (in-process pgship holds stop signals back
-    while it writes a report) made a later test's runner deaf to Ctrl-C. A test that leaves the mask
-    changed is named in a warning, and the mask and handlers are put back.
+    while it writes a report) would make a later test's runner deaf to Ctrl-C. A test that leaves the
+    mask changed is named in a warning, and the mask and handlers are put back.
     """
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
