@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lint format pytest test clean pgbouncer
+.PHONY: venv lint format pytest test-report test clean pgbouncer
 
 include make/infra.mk
 include make/faults.mk
@@ -33,9 +33,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format $(LINTED)
 	$(VENV)/bin/ruff check --fix $(LINTED)
 
-# tests/report needs Allure (npm) and Debian's chromium: see make/spec.mk
-pytest: $(STAMP) node_modules/.installed browser pgbouncer
-	$(PY) -m pytest
+# pytest in PYTEST_WORKERS processes (pytest-xdist; each has its own embedded PostgreSQL), without the
+# checks that need npm and a browser (marked `browser`: tests/report, the guide's diagrams)
+PYTEST_WORKERS ?= 4
+PYTEST_FLAGS ?= -q
+pytest: $(STAMP) pgbouncer
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_FLAGS) -m 'not container and not browser'
+
+# the report opened in Chromium and the guide's diagrams rendered: needs Allure (npm) and Debian's
+# chromium (make/spec.mk); .ci/run runs it
+test-report: $(STAMP) node_modules/.installed browser pgbouncer
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_FLAGS) -m 'browser and not container'
 
 # Debian's pgbouncer for the pooler tests and the embedded+pgbouncer spec backend (only when missing)
 pgbouncer:

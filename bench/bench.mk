@@ -4,7 +4,7 @@ BENCH_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 BENCH_SIZES ?= 100,1000,10000
 BENCH_REPEAT ?= 3
 
-.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health bench-replay
+.PHONY: bench bench-peers bench-peers-quick bench-profile bench-spec bench-health bench-replay bench-loop
 
 ## bench: every benchmark; prints the tables, writes bench/results/ (-k: one miss does not hide the rest)
 bench: bench-peers bench-spec bench-health bench-replay
@@ -32,3 +32,7 @@ bench-replay:
 ## bench-health: /health/database under load (wrk on loopback)
 bench-health:
 	bash bench/health_load.sh
+
+## bench-loop: `make test` and its parts on a fresh clone (git clone into /tmp), and the spec alone (~10 min)
+bench-loop:
+	python3 bench/loop.py

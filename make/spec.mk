@@ -22,6 +22,16 @@ REVIEW := env -u DATABASE_URL -u PGHOST -u PGDATABASE -u PGSERVICE $(VENV)/bin/p
 
 .PHONY: spec spec-container spec-matrix spec-report spec-dry-run spec-embedded spec-pooler browser
 
+# The specification runs in SPEC_WORKERS behave processes at once (pgship.testing.spec.parallel): each
+# worker takes a share of the feature files and starts its own embedded server; their Allure results land
+# in $(RESULTS) as one run's would, and the run fails if any worker failed. SPEC_WORKERS=1: one behave.
+SPEC_WORKERS ?= 4
+SPEC_RUN := $(PY) -m pgship.testing.spec.parallel --workers $(SPEC_WORKERS)
+# `make test SPEC_PG=16` runs the embedded specification on that major with the matrix's result ids, so that
+# `make spec-matrix SPEC_MAJORS="14 15 17 18" SPEC_MATRIX_KEEP=1` adds the other majors to the same report
+# (.ci/run); empty: the embedded server's default major, plain result ids.
+SPEC_PG ?=
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
@@ -29,7 +39,7 @@ node_modules/.installed: package.json package-lock.json
 # every scenario on the embedded PostgreSQL, then the report; prints its path. Fails if a scenario
 # failed, but builds the report first so the failure can be read there.
 spec: $(STAMP) node_modules/.installed pgbouncer
-	@status=0; $(BEHAVE) $(SPEC_LINKS) -D db=embedded || status=$$?; \
+	@status=0; $(SPEC_RUN) $(SPEC_LINKS) -D db=embedded || status=$$?; \
 	$(REVIEW) > reports/release-review.txt || echo "release review: exit $$?, see reports/release-review.txt"; \
 	$(PY) -m pgship.testing.spec.report $(RESULTS) $(REPORT_FLAGS) || status=$$((status ? status : 1)); \
 	exit $$status
@@ -47,12 +57,15 @@ spec-container: $(STAMP) node_modules/.installed pgbouncer
 # every scenario on each PostgreSQL major the embedded server runs (binaries fetched on first use,
 # src/pgship/testing/binaries.py), into one report: each result carries a "PostgreSQL" parameter and the
 # report's environment lists every version. Runs them all, then fails if any run failed.
+# SPEC_MATRIX_KEEP=1 adds to the results already there (CI: those of `make test SPEC_PG=16`) instead of
+# starting afresh, so a major already run is not run twice (.ci/run).
 SPEC_MAJORS ?= 14 15 16 17 18
+SPEC_MATRIX_KEEP ?= 0
 spec-matrix: $(STAMP) node_modules/.installed pgbouncer
-	@status=0; keep=0; \
+	@status=0; keep=$(SPEC_MATRIX_KEEP); \
 	for major in $(SPEC_MAJORS); do \
 		echo "== the specification on embedded PostgreSQL $$major"; \
-		$(BEHAVE) $(SPEC_LINKS) -D db=embedded -D pg=$$major -D pgship.keep_results=$$keep -f progress \
+		$(SPEC_RUN) $(SPEC_LINKS) -D db=embedded -D pg=$$major -D pgship.keep_results=$$keep -f progress \
 			|| status=$$?; \
 		keep=1; \
 	done; \
@@ -67,8 +80,9 @@ spec-report: $(STAMP) node_modules/.installed
 spec-dry-run: $(STAMP)
 	$(BEHAVE) --dry-run -f null
 
+# `make test`'s run: the results and report links as `make spec` writes them (no report built: no npm)
 spec-embedded: $(STAMP) pgbouncer
-	$(BEHAVE) -D db=embedded -f progress
+	$(SPEC_RUN) $(SPEC_LINKS) -D db=embedded $(if $(SPEC_PG),-D pg=$(SPEC_PG)) -f progress
 
 # the connection-pooler feature with every scenario through a real PgBouncer, in both pool modes
 POOLER_FEATURE := features/deploying_through_a_connection_pooler.feature

@@ -80,7 +80,7 @@ def pipeline_arguments(context: Any, number: int, *, wait_s: float, accept_warn:
         "--wait", f"{wait_s:g}",
         "--build", "sh build.sh",
         "--start", start_command(context),
-        "--start-grace", "1",
+        "--start-grace", "0.2",
         "--health-url", f"http://127.0.0.1:{scripts.port}/health",
         "--health-timeout", "30",
         "--release-id", release_id(number),

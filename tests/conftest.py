@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import subprocess
-import sys
+import signal
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.toolkit import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class CliResult:
-    """What a pgship invocation returned and printed."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 class MigrationsDir:
@@ -48,6 +33,57 @@ class MigrationsDir:
         return str(self.path)
 
 
+#: tests that need Allure (npm) and Debian's chromium: `make test-report` runs them, `make pytest` does not
+BROWSER_TESTS = ("tests/report/", "tests/docs/test_diagrams.py::test_every_diagram_renders")
+
+
+#: the longest tests (30-80 s each on 2 busy cores): started first, so that with pytest-xdist
+#: (`make pytest`) none of them is left running alone at the end
+LONG_TESTS = (
+    "tests/integration/test_fleet_faults.py::test_a_fleet_run_killed_at_random_moments",
+    "tests/faults/test_kill.py::test_sigkill_anywhere",
+    "tests/integration/test_exactly_once.py::test_two_spellings_of_one_table_share_one_lock",
+    "tests/docs/test_guide_examples.py::test_the_guide_examples_run_in_order",
+    "tests/faults/test_pooler.py::test_sigkill_through_a_transaction_pooler",
+    "tests/faults/test_interrupted_index.py",
+    "tests/faults/test_concurrency.py",
+    "tests/test_workflows.py::test_actionlint_accepts_every_workflow",
+    "tests/faults/test_secrets.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_TESTS))  # stable: the rest keep their order
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def signals_as_they_were(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with the process's stop signals as the session began: unblocked, default handlers.
+
+    With pytest-xdist one process runs many tests in turn, and every process a test starts inherits the
+    signal mask: a SIGINT left blocked by an earlier test (in-process pgship holds stop signals back
+    while it writes a report) would make a later test's runner deaf to Ctrl-C. A test that leaves the
+    mask changed is named in a warning, and the mask and handlers are put back.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    yield
+    left = signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    if left != mask:
+        blocked = sorted(signal.Signals(s).name for s in set(left) - set(mask))
+        warnings.warn(f"{request.node.nodeid} left {', '.join(blocked)} blocked", stacklevel=1)
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[object]:
     from pgship.testing import EmbeddedPostgres
@@ -65,38 +101,6 @@ def database_url(pg_server) -> Iterator[str]:
 @pytest.fixture
 def migrations(tmp_path: Path) -> MigrationsDir:
     return MigrationsDir(tmp_path / "migrations")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
-    """Run pgship in this process (fast), capturing its output."""
-    from pgship.cli import main
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    try:
-        if env:
-            os.environ.update(env)
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = main(list(args))
-            except SystemExit as exit_:  # argparse errors
-                code = int(exit_.code or 0)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return CliResult(code, stdout.getvalue(), stderr.getvalue())
-
-
-def spawn_cli(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
-    """Start pgship as a real process (for concurrency, signals and kills)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pgship", *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from pgship.migrations import discover
 from pgship.runner import Runner
 from tests.faults.catalog import Snapshot, schema_diff, take_snapshot
 from tests.faults.workload import GeneratedMigration
+from tests.toolkit import Backend, pgship_backends
 
 PGSHIP = [sys.executable, "-m", "pgship"]
 HANG_LIMIT_S = 120.0  # a generous failure detector for "never hangs", never a timed assertion
@@ -270,49 +271,6 @@ def finish_with_rerun(
     if not complete:
         outcome.fail(why)
     return outcome
-
-
-def wait_until(predicate: Any, what: str, timeout: float = 30.0) -> Any:
-    """Poll until ``predicate()`` returns something truthy, and return it; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not seen within {timeout:.0f} s: {what}")
-        time.sleep(0.01)
-
-
-# -- watching a runner's backend -----------------------------------------------------
-@dataclass(frozen=True)
-class Backend:
-    """A pgship backend as pg_stat_activity shows it."""
-
-    pid: int
-    state: str | None
-    query: str
-    in_transaction: bool
-    wait_event: str | None
-
-
-def pgship_backends(admin: psycopg.Connection, dbname: str) -> list[Backend]:
-    rows = admin.execute(
-        "SELECT pid, state, coalesce(query, ''), xact_start IS NOT NULL, wait_event "
-        "FROM pg_stat_activity WHERE datname = %s AND application_name = 'pgship' "
-        "AND pid <> pg_backend_pid() ORDER BY backend_start",
-        (dbname,),
-    ).fetchall()
-    return [Backend(*row) for row in rows]
-
-
-def wait_for_backends_gone(admin: psycopg.Connection, dbname: str, timeout: float = 60.0) -> None:
-    """A killed client's backend may still be finishing (or rolling back): wait until it is gone."""
-    deadline = time.monotonic() + timeout
-    while pgship_backends(admin, dbname):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"a pgship backend outlived its client by {timeout:.0f} s")
-        time.sleep(0.02)
 
 
 def stop_process(pid: int) -> bool:

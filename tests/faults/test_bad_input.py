@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgship.migrations import printable_name
-from tests.conftest import ROOT, CliResult, run_cli
+from tests.conftest import ROOT
 from tests.faults.catalog import Snapshot, take_snapshot
 from tests.faults.harness import Outcome
 from tests.faults.results import record
+from tests.toolkit import CliResult, run_cli
 
 pytestmark = pytest.mark.faults
 

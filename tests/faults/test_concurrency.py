@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,12 +18,11 @@ from tests.faults.harness import (
     assert_all_held,
     check_complete,
     database_name,
-    pgship_backends,
     spawn,
     take_snapshot,
-    wait_until,
 )
 from tests.faults.results import record
+from tests.toolkit import pgship_backends, start_together, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -31,22 +31,11 @@ RUNNERS = 8
 
 def _start_together(url: str, directory: Path, workdir: Path, *extra: str):
     """Start the runners as close to the same instant as processes allow (a shared start file)."""
-    gate = workdir / f"gate-{time.monotonic_ns()}"
-    wrapper = (
-        "import os, sys, time\n"
-        f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
-        "from pgship.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+    return start_together(
+        [["-d", url, "-m", str(directory), "migrate", *extra]] * RUNNERS,
+        workdir,
+        lambda args: spawn(*args, workdir=workdir, module=False),
     )
-    runners = [
-        spawn(
-            "-c", wrapper, "-d", url, "-m", str(directory), "migrate", *extra, workdir=workdir, module=False
-        )
-        for _ in range(RUNNERS)
-    ]
-    time.sleep(0.5)  # every interpreter is up and polling for the gate
-    gate.touch()
-    return runners
 
 
 @pytest.mark.parametrize("lock_wait", ["120", "0.3"], ids=["patient", "short-lock-wait"])
@@ -92,11 +81,22 @@ def test_eight_runners_at_once_apply_every_migration_exactly_once(
 # -- CREATE INDEX CONCURRENTLY while a second runner waits for the migration lock ----------------
 INDEX_MIGRATIONS = {
     "001_events.sql": "CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL);\n"
-    "INSERT INTO events SELECT g, 'kind ' || (g % 50) FROM generate_series(1, 20000) g;\n",
-    "002_pause.sql": "SELECT pg_sleep(1.5);\nCREATE TABLE pause_marker (id int);\n",
+    "INSERT INTO events SELECT g, 'kind ' || (g % 50) FROM generate_series(1, 20000) g;\n"
+    "CREATE TABLE pause_gate (opened boolean);\n",
+    # paused until the test opens the gate (a row in pause_gate): progress, not a guess at how long the
+    # second runner takes to start on a loaded machine. Each loop's query sees rows committed since.
+    "002_pause.sql": "DO $$ BEGIN\n"
+    "  WHILE NOT EXISTS (SELECT FROM pause_gate) LOOP PERFORM pg_sleep(0.02); END LOOP;\n"
+    "END $$;\nCREATE TABLE pause_marker (id int);\n",
     "003_index_events_kind.sql": "-- pgship:no-transaction\n"
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind_idx ON events (kind);\n",
 }
+
+
+def open_the_pause(url: str) -> None:
+    """Let the runner paused in 002_pause.sql go on."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO pause_gate VALUES (true)")
 
 
 def _index_migrations(workdir: Path) -> Path:
@@ -124,7 +124,9 @@ def test_create_index_concurrently_while_another_runner_waits_for_the_lock_never
             wait_until(
                 lambda: "waiting for another migration run" in second.stderr,  # noqa: B023
                 "the second runner waiting",
+                timeout=HANG_LIMIT_S,
             )
+            open_the_pause(url)
             started = time.monotonic()
             codes = (first.wait(HANG_LIMIT_S), second.wait(HANG_LIMIT_S))  # the hang detector
             elapsed = time.monotonic() - started
@@ -164,7 +166,23 @@ def test_control_a_waiter_inside_a_transaction_would_break_the_concurrent_index(
             lambda: any("pg_sleep" in b.query for b in pgship_backends(admin, dbname)),
             "the first runner in 002_pause.sql",
         )
+
+        def naive_waiting() -> list[tuple]:
+            return admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = 'naive-runner' "
+                "AND wait_event_type = 'Lock'",
+                (dbname,),
+            ).fetchall()
+
+        def open_when_the_naive_runner_waits() -> None:
+            try:
+                wait_until(naive_waiting, "the naive runner waiting for the lock", timeout=HANG_LIMIT_S)
+            finally:
+                open_the_pause(url)
+
+        opener = threading.Thread(target=open_when_the_naive_runner_waits)
         with psycopg.connect(url, application_name="naive-runner") as naive:
+            opener.start()
             naive.execute("SELECT 1")  # a transaction with a snapshot, as a naive runner's would be
             try:
                 naive.execute("SET lock_timeout = '20s'")
@@ -173,6 +191,7 @@ def test_control_a_waiter_inside_a_transaction_would_break_the_concurrent_index(
             except psycopg.Error as exc:
                 naive_error = str(exc)
             naive.rollback()
+        opener.join()
         code = first.wait()
     broken = code != 0 or "deadlock" in naive_error
     record(

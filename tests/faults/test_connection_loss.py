@@ -29,12 +29,11 @@ from tests.faults.harness import (
     database_name,
     finish_with_rerun,
     freeze_runner,
-    pgship_backends,
     spawn,
     take_snapshot,
-    wait_for_backends_gone,
 )
 from tests.faults.results import record
+from tests.toolkit import pgship_backends, wait_for_backends_gone
 
 pytestmark = pytest.mark.faults
 

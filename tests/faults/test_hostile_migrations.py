@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import random
 import secrets
-import time
 from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests import toolkit
 from tests.conftest import MigrationsDir
 from tests.faults.harness import Outcome, assert_all_held, spawn
 from tests.faults.results import record
@@ -36,32 +36,11 @@ def rows(url: str, sql: str) -> list[tuple]:
 
 def start_together(url: str, directory: Path, workdir: Path, tables: list[str]):
     """Runners, one per ``--table`` spelling, released at the same instant (a shared start file)."""
-    gate = workdir / f"gate-{time.monotonic_ns()}"
-    wrapper = (
-        "import os, sys, time\n"
-        f"while not os.path.exists({str(gate)!r}): time.sleep(0.001)\n"
-        "from pgship.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+    return toolkit.start_together(
+        [["-d", url, "-m", str(directory), "--table", table, "migrate"] for table in tables],
+        workdir,
+        lambda args: spawn(*args, workdir=workdir, module=False),
     )
-    runners = [
-        spawn(
-            "-c",
-            wrapper,
-            "-d",
-            url,
-            "-m",
-            str(directory),
-            "--table",
-            table,
-            "migrate",
-            workdir=workdir,
-            module=False,
-        )
-        for table in tables
-    ]
-    time.sleep(0.5)
-    gate.touch()
-    return runners
 
 
 def counted_migrations(directory: Path, count: int, hostile: dict[int, str] | None = None) -> MigrationsDir:

@@ -23,13 +23,11 @@ from tests.faults.harness import (
     Outcome,
     assert_all_held,
     database_name,
-    pgship_backends,
     rerun,
     spawn,
-    wait_for_backends_gone,
-    wait_until,
 )
 from tests.faults.results import record
+from tests.toolkit import pgship_backends, wait_for_backends_gone, wait_until
 
 pytestmark = pytest.mark.faults
 

@@ -32,9 +32,9 @@ from tests.faults.harness import (
     freeze_runner,
     spawn,
     take_snapshot,
-    wait_for_backends_gone,
 )
 from tests.faults.results import record
+from tests.toolkit import wait_for_backends_gone
 
 pytestmark = pytest.mark.faults
 

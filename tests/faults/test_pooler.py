@@ -38,10 +38,10 @@ from tests.faults.harness import (
     check_interrupted,
     database_name,
     spawn,
-    wait_until,
 )
 from tests.faults.results import record
 from tests.faults.workload import GeneratedMigration, write_workload
+from tests.toolkit import wait_until
 
 pytestmark = pytest.mark.faults
 

@@ -29,10 +29,13 @@ from psycopg import sql
 
 from pgship.cli import COMMANDS
 from pgship.history import TrackingTable
-from tests.conftest import run_cli
-from tests.faults.harness import Outcome, spawn, wait_until
+from tests.faults.harness import (
+    Outcome,
+    spawn,
+)
 from tests.faults.results import record
 from tests.faults.secrets_scan import Hit, scan_paths, scan_text, secret_forms
+from tests.toolkit import run_cli, wait_until
 
 pytestmark = pytest.mark.faults
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.conftest import spawn_cli
+from tests.toolkit import spawn_cli
 
 
 def free_port() -> int:

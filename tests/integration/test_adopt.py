@@ -19,8 +19,8 @@ import psycopg
 from pgship.history import TrackingTable
 from pgship.migrations import checksum_of
 from pgship.testing.foreign_tables import DBMATE_DDL, FLYWAY_DDL, GOLANG_MIGRATE_DDL, GOOSE_DDL
-from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
+from tests.toolkit import spawn_cli
 
 FILES = {
     1: "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from pgship.testing import EmbeddedPostgres
-from tests.conftest import run_cli, spawn_cli
 from tests.integration.helpers import applied_versions, scalar, table_exists
 from tests.integration.serving import free_port, kill_session
-from tests.integration.test_processes import sleeping_backend, wait_until
+from tests.integration.test_processes import sleeping_backend
+from tests.toolkit import run_cli, spawn_cli, wait_until
 
 PGSHIP = f"{shlex.quote(sys.executable)} -m pgship"
 STAGES = ["wait", "verify", "build", "migrate", "start", "health"]

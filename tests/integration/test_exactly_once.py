@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import psycopg
 import pytest
 
-from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists, tracking_rows
+from tests.toolkit import pgship_backends, spawn_cli, wait_until
 
 RUNS = "CREATE TABLE runs (version text NOT NULL);\n"
 
@@ -25,15 +24,6 @@ def migrate(cli, url, migrations, *extra):
 
 def runs(url: str) -> list[str]:
     return [row[0] for row in query(url, "SELECT version FROM runs ORDER BY version")]
-
-
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 # -- 1. one lock per tracking table, however it is spelled ---------------------------------------
@@ -110,11 +100,8 @@ def test_a_released_lock_never_lets_a_waiting_deploy_run_a_migration_twice(datab
     migrations.write("003_next.sql", "INSERT INTO runs VALUES ('003');\n")
     first = spawn_cli("-d", database_url, "-m", str(migrations), "migrate")
     wait_until(
-        lambda: scalar(
-            database_url,
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE query LIKE 'SELECT pg_sleep(1)%%' AND state = 'active'",
-        )
+        lambda: pgship_backends(database_url, query_like="SELECT pg_sleep(1)%", state="active"),
+        "the first runner in 002_release.sql",
     )
     second = spawn_cli("-d", database_url, "-m", str(migrations), "migrate")
     results = [(p.wait(60), *p.communicate()) for p in (first, second)]

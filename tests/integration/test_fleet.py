@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import MigrationsDir, run_cli, spawn_cli
+from tests.conftest import MigrationsDir
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
+from tests.toolkit import run_cli, spawn_cli
 
 RELEASE = {f"{i:03d}_step{i}.sql": f"CREATE TABLE step{i} (id int);\n" for i in range(1, 6)}
 

@@ -22,8 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import MigrationsDir, spawn_cli
+from tests.conftest import MigrationsDir
 from tests.integration.helpers import query
+from tests.toolkit import spawn_cli
 
 DATABASES = 6
 MIGRATIONS = 10

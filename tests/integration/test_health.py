@@ -19,9 +19,10 @@ import psycopg
 import pytest
 
 from pgship.testing import EmbeddedPostgres, replace_dbname
-from tests.conftest import MigrationsDir, run_cli
+from tests.conftest import MigrationsDir
 from tests.integration.helpers import query, scalar
 from tests.integration.serving import SilentServer, assert_no_secrets, start_serve
+from tests.toolkit import run_cli
 
 MEDIA_TYPE = "application/health+json"
 PROBE_USER = "health_probe_user"

@@ -13,14 +13,13 @@ import resource
 import select
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
 from tests.integration.serving import ServeProcess, start_serve
+from tests.toolkit import run_cli, wait_until
 
 WAIT_S = 30.0  # how long a test waits for the server to act, at most (it acts within ~0.5 s)
 LIVE = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -106,13 +105,6 @@ def server_holds(server: ServeProcess, client: socket.socket) -> bool:
     return False
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {WAIT_S:g} s"
-        time.sleep(0.1)
-
-
 def peak_rss_kib(pid: int) -> int:
     line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
     return int(line.split()[1])
@@ -181,8 +173,12 @@ def test_a_client_that_stops_reading_its_answers_is_cut_off(serve):
     sender = threading.Thread(target=send, daemon=True)
     sender.start()
     try:
-        wait_until(lambda: server_holds(server, sock), "the server did not accept the connection")
-        wait_until(lambda: not server_holds(server, sock), "the server kept a client that reads nothing")
+        wait_until(lambda: server_holds(server, sock), "the server accepting the connection", timeout=WAIT_S)
+        wait_until(
+            lambda: not server_holds(server, sock),
+            "the server dropping a client that reads nothing",
+            timeout=WAIT_S,
+        )
         received = b""
         while chunk := sock.recv(1 << 20):  # what was already on its way, then the end
             received += chunk

@@ -12,12 +12,16 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections import Counter
+from pathlib import Path
 
-from tests.conftest import MigrationsDir, spawn_cli
+from tests.conftest import MigrationsDir
 from tests.integration.helpers import applied_versions, query
+from tests.toolkit import spawn_cli_loaded
 
 TRIALS = int(os.environ.get("PGSHIP_SIGNAL_TRIALS", "20"))
 MIGRATIONS = 24
@@ -41,7 +45,11 @@ def signal_trial(
     delay = rng.uniform(0.5, 2.2)
     with pg_server.fresh_database() as url:
         args = ["-d", url, "-m", str(migrations), *(["--json"] if as_json else []), "migrate"]
-        runner = spawn_cli(*args)
+        # the random instant is measured from when pgship is loaded, not from the fork: on a loaded
+        # machine the interpreter's start-up alone can outlast the delay (a signal there is Python's)
+        gate = Path(tempfile.mkdtemp(prefix="pgship-signal-")) / "start"
+        runner = spawn_cli_loaded(*args, gate=gate)
+        gate.touch()
         try:
             runner.wait(delay)
             finished_first = True
@@ -50,6 +58,7 @@ def signal_trial(
             runner.send_signal(sig)
         code = runner.wait(60)
         out, err = runner.communicate()
+        shutil.rmtree(gate.parent, ignore_errors=True)
         recorded = applied_versions(url)
         logged = sorted(row[0] for row in query(url, "SELECT version FROM log")) if recorded else []
     context = f"{sig.name} after {delay:.2f} s: exit {code}, recorded {recorded}\n{out}\n{err}"

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from pgship.testing.pgbouncer import PgBouncer
-from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, query, scalar, table_exists
+from tests.toolkit import spawn_cli, spawn_cli_loaded, wait_until
 
 RUNS = "CREATE TABLE runs (version text NOT NULL);\n"
 
@@ -50,15 +49,6 @@ def migrate(cli, url, migrations, *extra):
 
 def runs(url: str) -> list[str]:
     return [row[0] for row in query(url, "SELECT version FROM runs ORDER BY version")]
-
-
-def wait_until(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout  # a bound on the test, not an assertion on speed
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def _counting_migrations(migrations, count: int = 4) -> None:
@@ -182,11 +172,15 @@ def test_a_killed_runner_blocks_the_next_deploy_only_until_its_lease_expires(
     url = _through(transaction_bouncer, database_url)
     args = ("-d", url, "-m", str(migrations), "migrate", "--lease-ttl", "2", "--lock-wait", "60")
     victim = spawn_cli(*args)
+    # the next deploy, loaded before the kill: the dead lease (2 s) outlives the gap between the kill and
+    # its first look at the lease, however long an interpreter takes to start on a loaded machine
+    gate = migrations.path.parent / "next-deploy"
+    after = spawn_cli_loaded(*args, gate=gate)
     sleeping = (
         "SELECT count(*) FROM pg_stat_activity WHERE strpos(query, 'pg_sleep(CASE') > 0 "
         "AND state = 'active' AND pid <> pg_backend_pid()"
     )
-    wait_until(lambda: scalar(database_url, sleeping) > 0)
+    wait_until(lambda: scalar(database_url, sleeping) > 0, "the runner in pg_sleep", timeout=60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
     query(database_url, "DROP TABLE slow_marker")
@@ -200,7 +194,7 @@ def test_a_killed_runner_blocks_the_next_deploy_only_until_its_lease_expires(
     assert (expires_at - killed_at).total_seconds() <= 2.5, "a dead runner's lease outlives one lease length"
     query(database_url, "CREATE TABLE seen (at timestamptz)")
     migrations.write("004_when.sql", "INSERT INTO seen SELECT clock_timestamp();\n")
-    after = spawn_cli(*args)
+    gate.touch()
     out, err = after.communicate(timeout=120)
     assert after.returncode == 0, out + err
     assert f"pid {victim.pid}" in out + err, "the next deploy did not say whose lease it waited for"

@@ -7,29 +7,14 @@ import time
 
 import psycopg
 
-from tests.conftest import spawn_cli
 from tests.integration.helpers import applied_versions, scalar, table_exists, tracking_rows
+from tests.toolkit import pgship_backends, spawn_cli, wait_until
 
 SLOW = "CREATE TABLE slow_one (id int);\nSELECT pg_sleep(30);\nCREATE TABLE slow_two (id int);\n"
 
 
-def wait_until(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def sleeping_backend(url: str) -> bool:
-    return bool(
-        scalar(
-            url,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgship' "
-            "AND query LIKE 'SELECT pg_sleep%%' AND state = 'active'",
-        )
-    )
+    return bool(pgship_backends(url, query_like="SELECT pg_sleep%", state="active"))
 
 
 def test_two_runners_at_once_apply_each_migration_exactly_once(database_url, migrations):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pgship.health.limits import FD_RESERVE, ServerLimits, effective_max_connections
+from tests.toolkit import cli_script
 
 
 def test_the_defaults_are_the_documented_ones():
@@ -46,9 +47,7 @@ def test_the_cli_reads_the_serve_defaults_without_importing_the_web_stack():
     import subprocess
     import sys
 
-    code = (
-        "import sys\n"
-        "from pgship.cli import main\n"
+    code = cli_script(
         "try:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
         "loaded = sorted(m for m in ('uvicorn', 'httptools', 'starlette') if m in sys.modules)\n"
         "assert not loaded, loaded\n"

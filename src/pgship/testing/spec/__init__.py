@@ -14,5 +14,6 @@ database a scenario can close or freeze: outages without stopping the server),
 ``health_endpoint`` (asking ``pgship serve`` over HTTP), ``release_scripts``
 (the shop's build and start scripts for ``pgship deploy``), ``secrets``
 (scrubbing), ``attachments`` (what goes into the report), ``runinfo`` (what
-hooks tell the formatter), ``allure_formatter``, ``session`` and ``world``.
+hooks tell the formatter), ``allure_formatter``, ``session``, ``world`` and
+``parallel`` (the specification in several behave processes, one report).
 """

@@ -457,20 +457,38 @@ class PgshipAllureFormatter(AllureFormatter):  # type: ignore[misc]  # allure_be
         super().close()
 
     def _write_environment(self) -> None:
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         environment = {"Python": platform.python_version(), **RUN.environment}
-        target = self.results_dir / "environment.properties"
-        if self.keep_results and target.exists():  # runs adding to one report (spec-matrix): list each
-            environment = merged_environment(target.read_text(encoding="utf-8"), environment)
-        lines = [
-            f"{_property_key(key)}={_property_value(environment[key])}"
-            for key in OVERVIEW_KEYS
-            if key in environment
-        ]
-        (self.results_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_environment(self.results_dir, environment, keep=self.keep_results)
         executor = executor_info()
         if executor is not None:  # a local run has nothing to link to: no "executor: local run" block
             (self.results_dir / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
+
+
+def write_environment(results_dir: Path, environment: dict[str, str], *, keep: bool) -> None:
+    """``environment.properties`` for the report's overview; with ``keep``, merged with the one there.
+
+    Runs adding to one report (spec-matrix, parallel workers) list each PostgreSQL version and backend.
+    """
+    results_dir.mkdir(parents=True, exist_ok=True)
+    target = results_dir / "environment.properties"
+    if keep and target.exists():
+        environment = merged_environment(target.read_text(encoding="utf-8"), environment)
+    lines = [
+        f"{_property_key(key)}={_property_value(environment[key])}"
+        for key in OVERVIEW_KEYS
+        if key in environment
+    ]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_environment(text: str) -> dict[str, str]:
+    """The overview's keys and values from an ``environment.properties`` this formatter wrote."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")  # the overview's keys hold no '='
+        if sep:
+            found[key.replace("\\ ", " ").replace("\\:", ":")] = value
+    return found
 
 
 def merged_environment(previous: str, current: dict[str, str]) -> dict[str, str]:
