@@ -116,3 +116,52 @@ def test_the_plain_digit_fast_path_equals_the_general_parse(text: str):
     version = Version.parse(text)
     assert version.parts == (int(text),) and version.key == (int(text),)
     assert version == Version.parse(text + ".0") and hash(version) == hash(Version.parse(text + ".0"))
+
+
+def test_one_statement_answers_are_told_apart_from_several_by_their_locations():
+    """The parser's JSON gives every statement after the first a location: the fast path relies on it."""
+    from pglast import parser
+
+    assert '"stmt_location":' not in parser.parse_sql_json("CREATE TABLE t (a int)")
+    for several in ("SELECT 1; SELECT 2", "SELECT 1;;SELECT 2", "CREATE TABLE t (a int);\n-- x\n SELECT 1"):
+        assert '"stmt_location":' in parser.parse_sql_json(several), several
+
+
+SHAPES = [
+    "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);\n"
+    "CREATE INDEX t_name ON t (name);\nALTER TABLE t ADD COLUMN c int;\n"
+    "INSERT INTO t (name) VALUES ('a'), ('b');\nCREATE VIEW v AS SELECT * FROM t;\n",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\nSELECT f();\n",
+    "-- pgship: no-transaction\nCREATE INDEX CONCURRENTLY t_c ON t (c);\n",
+    "DROP INDEX CONCURRENTLY IF EXISTS t_c;\n",
+    "SET search_path = public;\nCOMMENT ON TABLE t IS 'stmt_location: \"x\"';\n",
+]
+
+
+def hostile_files() -> list[Path]:
+    from tests.conftest import ROOT
+
+    return sorted((ROOT / "tests" / "data" / "hostile").glob("*/*.sql"))
+
+
+@pytest.mark.parametrize(
+    "text", SHAPES + [p.read_text(encoding="utf-8", errors="replace") for p in hostile_files()]
+)
+def test_every_statement_keeps_the_node_type_the_full_parse_gives(text: str):
+    """Statements whose tree is not decoded still get their exact type, one statement per span."""
+    import json
+
+    from pglast import parser
+
+    from pgship.migrations import normalise_text
+    from pgship.sqlscript import analyse
+
+    script = analyse(normalise_text(text))
+    for statement in script.statements:
+        if len(statement.text) > 256 * 1024:
+            continue  # a large row statement is typed by its first word, never parsed
+        try:
+            parsed = json.loads(parser.parse_sql_json(statement.text)).get("stmts", [])
+        except parser.ParseError:
+            continue
+        assert [next(iter(item["stmt"])) for item in parsed] == [statement.node], statement.text[:200]
