@@ -41,7 +41,7 @@ PERF_RESULTS ?= bench/results/perf
 bench: bench-perf
 ## bench-perf: pgship vs the floors, the minimal runners and dbmate: ratios first (about 10 minutes;
 ## PERF_SIZES=1000,3000 skips N=10000, about 4 minutes); then docs/PERFORMANCE.md is regenerated
-bench-perf:
+bench-perf: $(STAMP)
 	$(BENCH_PYTHON) bench/peers.py --sizes $(PERF_SIZES) --noop-sizes 1000,3000 --repeat $(BENCH_REPEAT) \
 		--tools $(PERF_TOOLS) --importtime --results $(PERF_RESULTS)
 	$(MAKE) --no-print-directory bench-perf-page
