@@ -161,8 +161,10 @@ class Tables:
             )
         return header, rows
 
-    def cpu_ratio(self, size: int, tool: str, base_tool: str) -> float | None:
-        this, base = self.get(size, tool, "apply"), self.get(size, base_tool, "apply")
+    def cpu_ratio(
+        self, size: int, tool: str, base_tool: str, phase: str = "apply", base_phase: str = "apply"
+    ) -> float | None:
+        this, base = self.get(size, tool, phase), self.get(size, base_tool, base_phase)
         if this is None or base is None or this.median_cpu_s is None or not base.median_cpu_s:
             return None
         return this.median_cpu_s / base.median_cpu_s
@@ -186,6 +188,9 @@ class Tables:
             for phase, what in (("noop", "no-op migrate"), ("status", "status")):
                 value = self.ratio(size, tool, phase, "python-floor", "reference")
                 add(f"{what} N={size} ÷ Python floor", value, limit)
+                # user + system time: what the command itself costs, far less moved by a busy machine
+                cpu = self.cpu_ratio(size, tool, "python-floor", phase, "reference")
+                add(f"{what} N={size} ÷ Python floor, CPU time", cpu, None)
         for size in self.sizes:
             add(
                 f"apply N={size} ÷ floor (one psql session)",
