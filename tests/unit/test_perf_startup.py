@@ -18,12 +18,14 @@ from pgship.migrations import Version, checksum_of, discover, read_file_bytes
 from tests.conftest import MigrationsDir, run_cli
 from tests.integration.helpers import applied_versions, table_exists
 
-# Runs pgship's command in a fresh interpreter, then prints which parser modules it had imported.
+# Runs pgship's command in a fresh interpreter (output not a terminal), then prints which of the heavy
+# modules it had imported: the SQL parser, the terminal renderer, the web stack.
 PROBE = (
     "import os, sys\n"
     "from pgship.cli import main\n"
     "code = main(['-d', os.environ['PROBE_URL'], '-m', os.environ['PROBE_DIR'], *sys.argv[1:]])\n"
-    "loaded = sorted(m for m in ('pglast', 'pgship.sqlscript') if m in sys.modules)\n"
+    "heavy = ('pglast', 'pgship.sqlscript', 'rich', 'httpx', 'uvicorn', 'starlette', 'anyio')\n"
+    "loaded = sorted(m for m in heavy if m in sys.modules)\n"
     "print('LOADED=' + ','.join(loaded))\n"
     "sys.exit(code)\n"
 )
@@ -45,7 +47,9 @@ def write_two(migrations: MigrationsDir) -> None:
     migrations.write("002_add.sql", "ALTER TABLE perf_a ADD COLUMN name text;\n")
 
 
-def test_a_noop_migrate_and_status_never_import_the_sql_parser(database_url, migrations):
+def test_a_noop_migrate_and_status_import_neither_the_parser_nor_rich_nor_the_web_stack(
+    database_url, migrations
+):
     write_two(migrations)
     assert run_cli("-d", database_url, "-m", str(migrations), "migrate").code == 0
 
@@ -69,6 +73,7 @@ def test_a_pending_file_is_still_parsed_before_anything_runs(database_url, migra
     assert code != 0, output
     assert "004_broken.sql" in output
     assert "pglast" in loaded  # the probe sees the parser when it is used: its silence above means something
+    assert "rich" not in loaded and "uvicorn" not in loaded
     assert not table_exists(database_url, "perf_b")  # nothing ran: the whole batch was refused first
     assert applied_versions(database_url) == ["001", "002"]
 
