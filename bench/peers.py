@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 max((s.load_before for s in bench.samples), default=0.0),
             ],
         }
-    text = render(tables, markdown=False, repeat=args.repeat)
+    noisy = max((s.load_before for s in bench.samples), default=0.0) > (os.cpu_count() or 1)
+    text = render(tables, markdown=False, repeat=args.repeat, noisy=noisy)
     for report in bench.import_reports:
         text += "\nImports (" + report.command + ")\n" + render_import_report(report, markdown=False)
     print(text)
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         f"PostgreSQL {machine['postgresql']}: {machine['server']}. "
         f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}. "
         f"Load average (1 min) at the start of each run: {low:.1f}-{high:.1f}.\n"
-        + render(tables, markdown=True, repeat=args.repeat)
+        + render(tables, markdown=True, repeat=args.repeat, noisy=noisy)
         + "".join(
             f"\n#### Imports: {r.command}\n\n" + render_import_report(r, markdown=True)
             for r in bench.import_reports

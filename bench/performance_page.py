@@ -64,7 +64,10 @@ def tables_markdown(record: dict[str, object]) -> str:
     noop_sizes = meta.get("noop_sizes") or [meta.get("noop_size")]
     tables = Tables(summaries, labels, noop_sizes[0], noop_sizes)
     # the run's own headings are level 4; on this page they sit under a level-3 heading
-    return render(tables, markdown=True, repeat=int(meta.get("repeat", 0))).strip() + "\n"
+    machine = meta.get("machine") or {}
+    load = meta.get("load_average_1min") or [0.0, 0.0]
+    noisy = float(load[1]) > float(machine.get("cpus") or 1)
+    return render(tables, markdown=True, repeat=int(meta.get("repeat", 0)), noisy=noisy).strip() + "\n"
 
 
 def imports_markdown(meta: dict[str, object]) -> str:
