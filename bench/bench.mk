@@ -36,3 +36,19 @@ bench-health:
 ## bench-loop: `make test` and its parts on a fresh clone (git clone into /tmp), and the spec alone (~10 min)
 bench-loop:
 	python3 bench/loop.py
+
+# -- start-up, no-op, status and the runner's CPU next to its references (issue "Performance") --------
+PERF_SIZES ?= 1000,3000,10000
+PERF_TOOLS ?= pgship,psycopg-min,psycopg-1rt,dbmate
+PERF_RESULTS ?= bench/results/perf
+.PHONY: bench-perf bench-perf-page
+bench: bench-perf
+## bench-perf: pgship vs the floors, the minimal runners and dbmate: ratios first (about 10 minutes;
+## PERF_SIZES=1000,3000 skips N=10000, about 4 minutes); then docs/PERFORMANCE.md is regenerated
+bench-perf: $(STAMP)
+	$(BENCH_PYTHON) bench/peers.py --sizes $(PERF_SIZES) --noop-sizes 1000,3000 --repeat $(BENCH_REPEAT) \
+		--tools $(PERF_TOOLS) --importtime --results $(PERF_RESULTS)
+	$(MAKE) --no-print-directory bench-perf-page
+## bench-perf-page: docs/PERFORMANCE.md from the last bench-perf run's JSON (no measuring)
+bench-perf-page:
+	$(BENCH_PYTHON) bench/performance_page.py $(PERF_RESULTS)/peers.json docs/PERFORMANCE.md

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peerbench.database import check_applied, drop_database, prepare_database
+from peerbench.importtime import ImportReport, import_report, render_import_report
 from peerbench.measure import Measurement, run_measured
 from peerbench.report import Sample, Tables, render, summarise, write_json
 from peerbench.tools import (
@@ -42,6 +43,7 @@ from pgship.testing import EmbeddedPostgres
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
+PGSHIP_MAIN = BENCH_DIR / "peerbench" / "pgship_main.py"
 LARGE = 1000  # above this size only tools marked ``large`` run, unless --all-tools
 # Durable (fsync and synchronous_commit on), but no background work inside a timed run:
 # every run starts after a CHECKPOINT, and these keep the next one (and autovacuum of the
@@ -59,6 +61,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--all-tools", action="store_true", help=f"run every tool above N={LARGE} too")
     parser.add_argument("--noop-size", type=int, default=1000, help="N for the no-op rerun and status")
+    parser.add_argument(
+        "--noop-sizes",
+        default="",
+        help="several N for the no-op rerun and status, comma-separated (each must be in --sizes)",
+    )
+    parser.add_argument(
+        "--importtime",
+        action="store_true",
+        help="also list what `pgship status` imports beyond the Python floor (python -X importtime)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the unrecorded warm-up round")
     parser.add_argument(
         "--profile", action="store_true", help="profile pgship migrate (pyinstrument) and stop"
@@ -71,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.repeat = 1
     if args.noop_size not in args.sizes:
         args.noop_size = args.sizes[-1]
+    wanted = sorted({int(n) for n in args.noop_sizes.split(",") if n.strip()} & set(args.sizes))
+    args.noop_sizes = wanted or [args.noop_size]
+    args.noop_size = args.noop_sizes[0]
     return args
 
 
@@ -88,6 +103,8 @@ class Bench:
         self.samples: list[Sample] = []
         self.failures: list[str] = []
         self._counter = 0
+        self.importtime_size: int | None = None  # measure pgship's imports after its first apply at this N
+        self.import_reports: list[ImportReport] = []
 
     def target(self, files: WorkloadFiles, dbname: str) -> Target:
         return Target(
@@ -152,8 +169,27 @@ class Bench:
                 measured = run_measured(command(target), env=tool.env(target), cwd=files.numbered.parent)
                 error = check_applied(target.url(), tool.applied_query, files.count) if measured.ok else ""
                 self.record(files.count, tool.key, phase, rep, measured, error)
+            if tool.key == "pgship" and rep == 0 and files.count == self.importtime_size:
+                self.measure_imports(target, files)
         finally:
             drop_database(self.server.admin_url, dbname)
+
+    def measure_imports(self, target: Target, files: WorkloadFiles) -> None:
+        """What ``pgship status`` and a no-op ``migrate`` import beyond ``import psycopg`` (-X importtime)."""
+        floor = python_floor(target)
+        for verb, label in (("status", "status"), ("migrate", "no-op migrate")):
+            # the URL in DATABASE_URL (target.env), never on a command line that could be printed
+            command = [sys.executable, "-m", "pgship", "-m", str(files.numbered), verb]
+            report = import_report(
+                command,
+                floor,
+                target.env(),
+                label=f"pgship {label}, N={files.count}",
+                cwd=files.numbered.parent,
+            )
+            self.import_reports.append(report)
+            total, floor_total = report.command_total_ms, report.floor_total_ms
+            log(f"  imports: {report.command}: {total} ms vs the floor's {floor_total} ms")
 
     def run_references(self, files: WorkloadFiles, rep: int) -> None:
         target = self.target(files, "postgres")
@@ -162,7 +198,14 @@ class Bench:
             self.record(files.count, key, "reference", rep, measured, "")
 
     def run(
-        self, sizes: list[int], repeat: int, noop_size: int, *, all_tools: bool, warmup: bool, workdir: Path
+        self,
+        sizes: list[int],
+        repeat: int,
+        noop_sizes: list[int],
+        *,
+        all_tools: bool,
+        warmup: bool,
+        workdir: Path,
     ) -> None:
         for size in sizes:
             files = write_workload(workdir / f"n{size}", size)
@@ -174,8 +217,8 @@ class Bench:
             for rep in range(repeat):
                 shift = rep % len(chosen)
                 for tool in chosen[shift:] + chosen[:shift]:
-                    self.run_tool(tool, files, rep, with_noop=size == noop_size)
-                if size == noop_size:
+                    self.run_tool(tool, files, rep, with_noop=size in noop_sizes)
+                if size in noop_sizes:
                     self.run_references(files, rep)
 
 
@@ -234,8 +277,7 @@ def profile(args: argparse.Namespace, server: EmbeddedPostgres, box: Toolbox, wo
                 "pyisession",
                 "-o",
                 str(session),
-                "-m",
-                "pgship",
+                str(PGSHIP_MAIN),  # pgship's main without the console script's os._exit
                 "-m",
                 str(files.numbered),
                 verb,
@@ -297,18 +339,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         selected = [t for t in available if not wanted or t.key in wanted or t.key == "floor"]
         bench = Bench(server, box, selected)
+        if args.importtime and box.pgship is not None and any(t.key == "pgship" for t in selected):
+            bench.importtime_size = args.noop_size
         started = time.time()
         bench.run(
             args.sizes,
             args.repeat,
-            args.noop_size,
+            args.noop_sizes,
             all_tools=args.all_tools,
             warmup=not args.no_warmup,
             workdir=Path(tmp),
         )
         summaries = summarise(bench.samples)
         labels = {t.key: t.label for t in selected}
-        tables = Tables(summaries, labels, args.noop_size)
+        tables = Tables(summaries, labels, args.noop_size, args.noop_sizes)
         meta = {
             "command": " ".join(["python", "bench/peers.py", *(argv if argv is not None else sys.argv[1:])]),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -316,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": args.sizes,
             "repeat": args.repeat,
             "noop_size": args.noop_size,
+            "noop_sizes": args.noop_sizes,
+            "importtime": [r.as_dict() for r in bench.import_reports],
+            "load_average_end": list(os.getloadavg()),
             "machine": machine_facts(server),
             "versions": {**box.versions, "psql": psql_version},
             "tools": {t.key: {"label": t.label, "version": t.version} for t in selected},
@@ -325,7 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                 max((s.load_before for s in bench.samples), default=0.0),
             ],
         }
-    text = render(tables, markdown=False, repeat=args.repeat)
+    noisy = max((s.load_before for s in bench.samples), default=0.0) > (os.cpu_count() or 1)
+    text = render(tables, markdown=False, repeat=args.repeat, noisy=noisy)
+    for report in bench.import_reports:
+        text += "\nImports (" + report.command + ")\n" + render_import_report(report, markdown=False)
     print(text)
     write_json(args.results / "peers.json", meta=meta, samples=bench.samples, summaries=summaries)
     machine = meta["machine"]
@@ -337,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         f"PostgreSQL {machine['postgresql']}: {machine['server']}. "
         f"Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if v)}. "
         f"Load average (1 min) at the start of each run: {low:.1f}-{high:.1f}.\n"
-        + render(tables, markdown=True, repeat=args.repeat)
+        + render(tables, markdown=True, repeat=args.repeat, noisy=noisy)
+        + "".join(
+            f"\n#### Imports: {r.command}\n\n" + render_import_report(r, markdown=True)
+            for r in bench.import_reports
+        )
     )
     (args.results / "peers.md").write_text(markdown)
     log(f"wrote {args.results / 'peers.json'} and {args.results / 'peers.md'} ({meta['wall_seconds']} s)")

@@ -69,10 +69,18 @@ def summarise(samples: list[Sample]) -> list[Summary]:
 class Tables:
     """Lookups over summaries, and the three tables every report shows."""
 
-    def __init__(self, summaries: list[Summary], labels: dict[str, str], noop_size: int | None) -> None:
+    def __init__(
+        self,
+        summaries: list[Summary],
+        labels: dict[str, str],
+        noop_size: int | None,
+        noop_sizes: list[int] | None = None,
+    ) -> None:
         self.by_key = {(s.size, s.tool, s.phase): s for s in summaries}
         self.labels = labels
         self.noop_size = noop_size
+        # every size with a no-op rerun and status measured (the first is ``noop_size``)
+        self.noop_sizes = noop_sizes or ([noop_size] if noop_size else [])
         self.sizes = sorted({s.size for s in summaries if s.phase == "apply"})
         self.tools = [key for key in labels if any(s.tool == key for s in summaries if s.phase == "apply")]
 
@@ -153,8 +161,68 @@ class Tables:
             )
         return header, rows
 
-    def noop_rows(self) -> tuple[list[str], list[list[str]]]:
-        size = self.noop_size
+    def cpu_ratio(
+        self, size: int, tool: str, base_tool: str, phase: str = "apply", base_phase: str = "apply"
+    ) -> float | None:
+        this, base = self.get(size, tool, phase), self.get(size, base_tool, base_phase)
+        if this is None or base is None or this.median_cpu_s is None or not base.median_cpu_s:
+            return None
+        return this.median_cpu_s / base.median_cpu_s
+
+    def ratio_rows(self, tool: str = "pgship", *, noisy: bool = False) -> tuple[list[str], list[list[str]]]:
+        """The same-run ratios that decide the performance goals, before any absolute time.
+
+        ``noisy``: the load average exceeded the CPU count during the run; a verdict on wall time then
+        says so, since the tools' waits for a CPU, not their own work, decide it.
+        """
+        header = ["measurement", "pgship ÷ reference", "goal", "verdict"]
+        rows: list[list[str]] = []
+
+        def add(what: str, value: float | None, limit: float | None, *, wall: bool = True) -> None:
+            if value is None:
+                return
+            verdict = (
+                "" if limit is None else ("met" if value <= limit else f"missed by {value / limit - 1:.0%}")
+            )
+            if verdict and wall and noisy:
+                verdict += " (wall time on an overloaded machine: unreliable, see the CPU rows)"
+            rows.append([what, f"{value:.2f}x", f"≤ {limit:.2f}x" if limit is not None else "", verdict])
+
+        start_up_goal = {1000: 1.1, 3000: 1.3}  # issue "Performance": no-op and status vs the Python floor
+        for size in self.noop_sizes:
+            limit = start_up_goal.get(size)
+            for phase, what in (("noop", "no-op migrate"), ("status", "status")):
+                value = self.ratio(size, tool, phase, "python-floor", "reference")
+                add(f"{what} N={size} ÷ Python floor", value, limit)
+                # user + system time: what the command itself costs, far less moved by a busy machine
+                cpu = self.cpu_ratio(size, tool, "python-floor", phase, "reference")
+                add(f"{what} N={size} ÷ Python floor, CPU time", cpu, limit, wall=False)
+        for size in self.sizes:
+            add(
+                f"apply N={size} ÷ floor (one psql session)",
+                self.ratio(size, tool, "apply", "floor", "apply"),
+                None,
+            )
+            add(
+                f"apply N={size} ÷ dbmate (Go binary)",
+                self.ratio(size, tool, "apply", "dbmate", "apply"),
+                1.0,
+            )
+            add(
+                f"apply N={size} ÷ minimal runner, 1 round trip",
+                self.ratio(size, tool, "apply", "psycopg-1rt", "apply"),
+                None,
+            )
+            add(
+                f"runner CPU N={size} ÷ minimal runner, 1 round trip",
+                self.cpu_ratio(size, tool, "psycopg-1rt"),
+                1.2 if size >= 1000 else None,  # the goal is per migration at N=1000 and 10000
+                wall=False,
+            )
+        return header, rows
+
+    def noop_rows(self, size: int | None = None) -> tuple[list[str], list[list[str]]]:
+        size = self.noop_size if size is None else size
         header = [
             "tool",
             f"no-op rerun N={size}",
@@ -262,10 +330,18 @@ def render_markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(tables: Tables, *, markdown: bool, repeat: int) -> str:
+def render(tables: Tables, *, markdown: bool, repeat: int, noisy: bool = False) -> str:
     draw = render_markdown if markdown else render_text
     heading = (lambda text: f"\n#### {text}\n") if markdown else (lambda text: f"\n{text}\n")
-    parts = [
+    parts = []
+    if "pgship" in tables.tools:
+        header, rows = tables.ratio_rows(noisy=noisy)
+        if rows:
+            parts += [
+                heading("Same-run ratios (pgship ÷ the reference measured in this run)"),
+                draw(header, rows),
+            ]
+    parts += [
         heading(f"Apply N fresh migrations — median of {repeat}, seconds (ratio to the floor)"),
         draw(*tables.apply_rows()),
         heading("Cost per migration — median ms/migration, and marginal ms/migration between sizes"),
@@ -273,12 +349,10 @@ def render(tables: Tables, *, markdown: bool, repeat: int) -> str:
         heading("The runner's own CPU (user + system of its processes, not the server's) — median"),
         draw(*tables.cpu_rows()),
     ]
-    if tables.noop_size:
+    for size in tables.noop_sizes:
         parts += [
-            heading(
-                f"Nothing to do, N={tables.noop_size} applied — median seconds (ratio to the Python floor)"
-            ),
-            draw(*tables.noop_rows()),
+            heading(f"Nothing to do, N={size} applied — median seconds (ratio to the Python floor)"),
+            draw(*tables.noop_rows(size)),
         ]
     if "pgship" in tables.tools:
         parts += [heading("pgship's goals (issue 7)"), draw(*tables.goal_rows())]

@@ -96,24 +96,40 @@ def make_plan(
     files = {m.version.key: m for m in discovery.migrations}
     applied = {r.version.key: r for r in history.rows}
     newest_applied = history.rows[-1].version if history.rows else None  # rows come sorted
-    newest_file = max((m.version for m in discovery.migrations), key=_key, default=None)
+    # the states are decided on the plain keys (the order of Version): no method call per comparison
+    newest_applied_key = newest_applied.key if newest_applied is not None else None
+    newest_file_key = max(files, default=None)
 
     entries = []
+    by_state: dict[State, list[PlanEntry]] = {}
     for key in sorted(files.keys() | applied.keys()):
         file, row = files.get(key), applied.get(key)
-        if file is not None:
+        if row is None:
+            assert file is not None  # the key came from the files or the rows
             version = file.version
-        else:
-            assert row is not None  # the key came from the files or the rows
+            early = newest_applied_key is not None and key < newest_applied_key
+            state = State.OUT_OF_ORDER if early else State.PENDING
+        elif file is None:
             version = row.version
-        entries.append(PlanEntry(version, _state(file, row, newest_applied, newest_file), file, row))
+            state = State.AHEAD if newest_file_key is None or key > newest_file_key else State.MISSING
+        else:
+            version = file.version
+            if row.checksum is None:
+                state = State.NO_CHECKSUM
+            elif row.checksum != file.checksum:
+                state = State.DRIFTED
+            else:
+                state = State.APPLIED
+        entry = PlanEntry(version, state, file, row)
+        entries.append(entry)
+        by_state.setdefault(state, []).append(entry)
     plan = Plan(entries)
     if history.foreign is not None:  # another tool's table that cannot be taken over as it is
         plan.warnings.extend(history.foreign.warnings)
         if (refusal := history.foreign.refusal) is not None:
             plan.refusals.append(Refusal("foreign", refusal.versions, refusal.message, refusal.hint))
 
-    drifted = plan.with_state(State.DRIFTED)
+    drifted = by_state.get(State.DRIFTED, [])
     if drifted:
         names = [e.file.filename for e in drifted if e.file]
         plan.refusals.append(
@@ -127,7 +143,7 @@ def make_plan(
                 "formatting), accept it with `pgship repair`.",
             )
         )
-    missing = plan.with_state(State.MISSING)
+    missing = by_state.get(State.MISSING, [])
     if missing and not allow_missing:
         plan.refusals.append(
             Refusal(
@@ -139,7 +155,7 @@ def make_plan(
                 "To run anyway, pass --allow-missing.",
             )
         )
-    ahead = plan.with_state(State.AHEAD)
+    ahead = by_state.get(State.AHEAD, [])
     if not discovery.migrations:
         plan.warnings.append(
             f"no migration files in {discovery.directory}"
@@ -151,7 +167,7 @@ def make_plan(
             + ", ".join(str(e.version) for e in ahead)
             + " (applied by a newer release; normal after rolling the application back)"
         )
-    out_of_order = plan.with_state(State.OUT_OF_ORDER)
+    out_of_order = by_state.get(State.OUT_OF_ORDER, [])
     if out_of_order and not allow_out_of_order:
         plan.refusals.append(
             Refusal(
@@ -168,11 +184,13 @@ def make_plan(
             "ignored tracking rows whose version is not a number: " + ", ".join(history.unreadable_versions)
         )
 
-    runnable = [State.PENDING, State.OUT_OF_ORDER] if allow_out_of_order else [State.PENDING]
-    plan.to_apply = [
-        e.file for e in plan.with_state(*runnable) if e.file and (target is None or e.version <= target)
-    ]
-    plan.to_adopt = [e.file for e in plan.with_state(State.NO_CHECKSUM) if e.file]
+    runnable = (
+        plan.with_state(State.PENDING, State.OUT_OF_ORDER)  # in version order, both kinds mixed
+        if allow_out_of_order
+        else by_state.get(State.PENDING, [])
+    )
+    plan.to_apply = [e.file for e in runnable if e.file and (target is None or e.version <= target)]
+    plan.to_adopt = [e.file for e in by_state.get(State.NO_CHECKSUM, []) if e.file]
     return plan
 
 
@@ -200,29 +218,3 @@ def empty_directory_refusal(discovery: Discovery, plan: Plan) -> Refusal | None:
 def _span(entries: list[PlanEntry]) -> str:
     versions = [str(e.version) for e in entries]
     return ", ".join(versions) if len(versions) <= 3 else f"{versions[0]} to {versions[-1]}"
-
-
-def _key(version: Version) -> tuple[int, ...]:
-    return version.key
-
-
-def _state(
-    file: MigrationFile | None,
-    row: AppliedMigration | None,
-    newest_applied: Version | None,
-    newest_file: Version | None,
-) -> State:
-    if row is None:
-        assert file is not None
-        if newest_applied is not None and file.version < newest_applied:
-            return State.OUT_OF_ORDER
-        return State.PENDING
-    if file is None:
-        if newest_file is None or row.version > newest_file:
-            return State.AHEAD
-        return State.MISSING
-    if row.checksum is None:
-        return State.NO_CHECKSUM
-    if row.checksum != file.checksum:
-        return State.DRIFTED
-    return State.APPLIED

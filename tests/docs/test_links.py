@@ -66,6 +66,7 @@ def _code_files():
                 path.is_file()
                 and path.suffix in {".py", ".mk", ".sh", ".mjs", ""}
                 and "__pycache__" not in str(path)
+                and ".tools" not in path.parts  # bench/.tools: the peers the bench installs (git-ignored)
             ):
                 yield path
 
