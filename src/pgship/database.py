@@ -3,6 +3,10 @@
 A deploy often starts before the database does (containers boot in parallel),
 so connecting can wait with backoff; but a wrong password or a missing
 database will not fix itself, so those fail at once with what to check.
+
+One file although over 400 lines: connecting, classifying a failed connection and redacting
+passwords from what it says are one concern: every error message a connection produces must
+pass the same scrubber, and keeping them together means no path can skip it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """pgship's Allure formatter: allure-behave 2.16.2 plus what living documentation needs.
 
+One file although over 400 lines: it is one subclass of allure-behave's formatter, whose
+hooks share the formatter's state; the differences below are each a few overridden hooks.
+
 Differences from ``allure_behave.formatter:AllureFormatter``, and why:
 
 * Scenarios under a Gherkin ``Rule:`` are reported. The stock formatter only
