@@ -8,6 +8,10 @@ rewritten. Writes never rely on a unique constraint, so a legacy table without
 one keeps working. Tables that golang-migrate, dbmate, goose or Flyway built are
 recognised and taken over by :mod:`pgship.adopt` (hooks in :func:`read` and
 :func:`ensure`).
+
+Every statement pgship runs on the tracking table is built (or run) here, the runner's guard
+reads and its record/forget writes included: so this module is longer than ~400 lines, and one
+place answers "what does pgship do to my tracking table".
 """
 
 from __future__ import annotations
@@ -538,3 +542,98 @@ def set_checksum(conn: psycopg.Connection, table: TrackingTable, version: Versio
         ),
         (checksum, version.text, ".".join(str(p) for p in version.parts)),
     )
+
+
+def record(
+    conn: psycopg.Connection,
+    table: TrackingTable,
+    *,
+    version: str,
+    name: str,
+    checksum: str | None,
+    execution_ms: int | None,
+    applied_by: str,
+) -> None:
+    """Write (or complete) one migration's tracking row, on its own (:func:`record_statement`)."""
+    conn.execute(
+        record_statement(
+            table,
+            version=version,
+            name=name,
+            checksum=checksum,
+            execution_ms=execution_ms,
+            applied_by=applied_by,
+        )
+    )
+
+
+def forget(conn: psycopg.Connection, table: TrackingTable, version: Version) -> None:
+    """Delete the row(s) of ``version`` (``repair --forget-missing``: its file was deleted)."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE version::text IN (%s, %s)").format(table.identifier()),
+        (version.text, ".".join(str(p) for p in version.parts)),
+    )
+
+
+def recorded_versions(conn: psycopg.Connection, table: TrackingTable) -> set[str]:
+    """Every version text the table holds; empty if the table does not exist."""
+    from psycopg import sql
+
+    if one_row(conn.execute("SELECT to_regclass(%s)", (table.regclass_text(),)))[0] is None:
+        return set()
+    rows = conn.execute(sql.SQL("SELECT version::text FROM {}").format(table.identifier())).fetchall()
+    return {row[0] for row in rows}
+
+
+def is_intact(conn: psycopg.Connection, table: TrackingTable) -> bool:
+    """The table is still there with all of pgship's columns (a migration may drop or rename it)."""
+    if one_row(conn.execute("SELECT to_regclass(%s)", (table.regclass_text(),)))[0] is None:
+        return False
+    return not read(conn, table).missing_columns
+
+
+def others_sum(conn: psycopg.Connection, table: TrackingTable, versions: tuple[str, ...]) -> Any:
+    """The sum of the hashes of every row not of ``versions`` (:func:`others_sum_sql`), as read now."""
+    return one_row(conn.execute(f"SELECT {others_sum_sql(table, versions)}"))[0]
+
+
+class KnownRows:
+    """The tracking table as this run knows it: each version's row hashes and their total."""
+
+    def __init__(self, oid: int, filenode: int | None) -> None:
+        self.oid = oid
+        self.filenode = filenode
+        self._by_version: dict[str, list[int]] = {}
+        self._total = 0
+
+    def expected(self, own: tuple[str, ...]) -> int:
+        """The sum of the hashes of every row not of ``own`` (what the guard's query must find)."""
+        return self._total - sum(h for version in own for h in self._by_version.get(version, ()))
+
+    def replace(self, own: tuple[str, ...], rows: Any) -> None:
+        """Forget the rows of ``own``, then add ``rows`` (``(version, hash)`` pairs)."""
+        for version in own:
+            self._total -= sum(self._by_version.pop(version, ()))
+        for version, value in rows:
+            self._by_version.setdefault(version, []).append(value)
+            self._total += value
+
+
+def read_known_rows(conn: psycopg.Connection, table: TrackingTable) -> KnownRows:
+    """Every row's hash, the table's oid and its file (a TRUNCATE or rewrite changes the file)."""
+    oid, filenode = one_row(
+        conn.execute(
+            "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
+            (table.regclass_text(), table.regclass_text()),
+        )
+    )
+    rows = KnownRows(oid, filenode)
+    rows.replace((), conn.execute(row_hashes_query(table)).fetchall())
+    return rows
+
+
+def filenode_query(oid: int) -> str:
+    """The tracking table's current file (read back after each COMMIT, for the guard's fast path)."""
+    return f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)"
