@@ -153,13 +153,16 @@ class Applier:
     ) -> AppliedRecord:
         """BEGIN, the statements, the tracking row, the guard and COMMIT, pipelined: one round trip.
 
-        Each statement is still its own protocol message, so the server says which one
-        failed: its cursor is the first without a result. The server times the migration
-        (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
-        the statements have run. The row is written as the runner's own identity, whatever role
-        the migration switched to; the guard rolls the migration back if it released the lock or
-        touched other versions' rows. After COMMIT the same round trip resets the session and reads
-        back the new row, so the next guard knows what to expect.
+        Each of the file's statements is its own protocol message, so the server says which one
+        failed (its cursor is the first without a result) and ``pg_stat_activity`` shows the one
+        running. The runner's own statements are folded into as few messages as keep their meaning:
+        the settings in one ``SELECT``, the tracking row inside the guard's ``DO`` block, the
+        clean-session reset in two statements after COMMIT (:func:`pgship.session.reset_after_commit`),
+        the read-back in one. The server times the migration (``transaction_timestamp()`` is the
+        BEGIN), because the tracking row is sent before the statements have run. The row is written
+        as the runner's own identity, whatever role the migration switched to; the guard rolls the
+        migration back if it released the lock or touched other versions' rows. After COMMIT the same
+        round trip resets the session and reads back the new row, so the next guard knows what to expect.
         """
         import psycopg
         from psycopg import errors as pgerrors
@@ -174,52 +177,58 @@ class Applier:
         )
         own = tracking.version_spellings(migration.version.text)
         rows = self._tracking_rows()
-        guard_sql = guard.guard_sql(
-            self._lock_held_sql(), rows, tracking.others_sum_sql(self.table, own), own
-        )
-        counts = guard.counts_at_begin_sql(rows.oid)
-        readback = tracking.row_hashes_query(self.table, own)
-        filenode = tracking.filenode_query(rows.oid)
         pooled = self.lease is not None
-        cleanup = session.pooled_cleanup() if pooled else []
-        own_timeout = session.own_statement_timeout(self.options.statement_timeout_s)
+        # the runner's own identity (SET LOCAL ROLE NONE and the row run inside the guard's DO block)
+        tail = [
+            *(session.pooled_cleanup() if pooled else ()),
+            session.own_statement_timeout(self.options.statement_timeout_s),
+            "SET LOCAL SESSION AUTHORIZATION DEFAULT",
+        ]
+        lease_check = self.lease.check_statement() if self.lease is not None else None
+        guard_sql = guard.guard_sql(
+            self._lock_held_sql(),
+            rows,
+            tracking.others_sum_sql(self.table, own),
+            own,
+            first=f"SET LOCAL ROLE NONE; {record}; ",
+        )
+        after_commit = [] if pooled else session.reset_after_commit(self._server_version)
+        readback = tracking.readback_query(self.table, own, rows.oid)
+        counts = guard.counts_at_begin(rows.oid)
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
+        conn = self.conn
         for attempt in range(1, attempts + 1):
             cursors: list[tuple[Statement, Any]] = []
-            record_cursor: Any = None
+            guard_cursor: Any = None
             started = time.perf_counter()
             if self._messages is not None:
                 self._messages.clear()  # a retried attempt reports only its own messages
             try:
-                with self.conn.pipeline():
+                with conn.pipeline():
                     for setting in session.begin(
                         lock_timeout,
                         self.options.statement_timeout_s,
                         pooled=pooled,
                         server_version=self._server_version,
+                        also=counts,  # the tracking table's write counters as it starts (guard)
                     ):
-                        self.conn.execute(setting)
-                    self.conn.execute(counts)
+                        conn.execute(setting)
                     for statement in script.statements:
-                        cursors.append((statement, self.conn.execute(statement.text)))
-                    for statement_text in cleanup:
-                        self.conn.execute(statement_text)
-                    self.conn.execute("SET LOCAL SESSION AUTHORIZATION DEFAULT")
-                    self.conn.execute("SET LOCAL ROLE NONE")
-                    self.conn.execute(own_timeout)
-                    record_cursor = self.conn.execute(record)
-                    if self.lease is not None:
-                        self.conn.execute(self.lease.check_statement())
-                    self.conn.execute(guard_sql)
-                    self.conn.execute("COMMIT")
-                    for setting in self.session_defaults():
-                        self.conn.execute(setting)
-                    readback_cursor = self.conn.execute(readback)
-                    filenode_cursor = self.conn.execute(filenode)
+                        cursors.append((statement, conn.execute(statement.text)))
+                    for statement_text in tail:
+                        conn.execute(statement_text)
+                    if lease_check is not None:
+                        conn.execute(lease_check)
+                    guard_cursor = conn.execute(guard_sql)
+                    conn.execute("COMMIT")
+                    for statement_text in after_commit:
+                        conn.execute(statement_text)
+                    readback_cursor = conn.execute(readback)
                 elapsed = ms_since(started)
-                rows.replace(own, readback_cursor.fetchall())
-                rows.filenode = one_row(filenode_cursor)[0]
+                found = readback_cursor.fetchall()
+                rows.replace(own, [(version, value) for version, value in found if version is not None])
+                rows.filenode = next((value for version, value in found if version is None), None)
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
@@ -248,9 +257,9 @@ class Applier:
                 self._rollback()
                 if exc.sqlstate in (guard.LOCK_RELEASED, guard.TRACKING_CHANGED):
                     raise self._guard_failure(migration, exc.sqlstate, partial=False) from None
-                # the statements and the row all answered: the failure came with COMMIT (a deferred
-                # constraint, or the connection lost while committing: then the outcome is unknown)
-                committing = current is None and record_cursor is not None and has_result(record_cursor)
+                # the statements, the row and the guard all answered: the failure came with COMMIT (a
+                # deferred constraint, or the connection lost while committing: then the outcome is unknown)
+                committing = current is None and guard_cursor is not None and has_result(guard_cursor)
                 raise self._failure(
                     migration, script, current, exc, partial=False, at_commit=committing
                 ) from None

@@ -43,22 +43,40 @@ def write_counts_sql(oid: int, offset: int) -> str:
     return f"pg_catalog.format('%s:%s', {inserted} + {offset}, {written} + {offset})"
 
 
+def counts_at_begin(oid: int) -> str:
+    """An expression for the statement after BEGIN: keep the write counters as the transaction starts
+    (the guard's fast path)."""
+    return f"pg_catalog.set_config('{GUARD_SETTING}', {write_counts_sql(oid, 0)}, true)"
+
+
 def counts_at_begin_sql(oid: int) -> str:
-    """The first statement after BEGIN: keep the write counters as the transaction starts (fast path)."""
-    return f"SELECT pg_catalog.set_config('{GUARD_SETTING}', {write_counts_sql(oid, 0)}, true)"
+    """:func:`counts_at_begin` as a statement of its own."""
+    return f"SELECT {counts_at_begin(oid)}"
 
 
-def guard_sql(lock_held: str, rows: KnownRows, others_sum: str, own: tuple[str, ...]) -> str:
+def dollar_quoted(body: str, tag: str) -> str:
+    """``body`` between ``$tag$`` quotes that it does not contain (a value in it may hold any text)."""
+    candidate, n = tag, 0
+    while f"${candidate}$" in body:
+        n += 1
+        candidate = f"{tag}_{n}"
+    return f"${candidate}${body}${candidate}$"
+
+
+def guard_sql(
+    lock_held: str, rows: KnownRows, others_sum: str, own: tuple[str, ...], *, first: str = ""
+) -> str:
     """The guard: ``lock_held`` (:func:`lock_held_sql`) is true, and only ``own`` rows changed.
 
     The tracking table check is O(1) when the transaction's only write to the table was our row (the
     server's per-transaction counters, and the same file: no TRUNCATE or rewrite); otherwise
     ``others_sum`` (:func:`pgship.history.others_sum_sql`) is computed and compared with what the run
-    knows (``rows``).
+    knows (``rows``). ``first``: statements (each ending in ``;``) the same ``DO`` block runs before
+    the checks, such as the tracking row itself: one protocol message for both.
     """
     oid = f"'{rows.oid}'::oid"
-    return (
-        "DO $pgship_guard$ BEGIN "
+    body = (
+        f" BEGIN {first}"
         f"IF NOT {lock_held} THEN RAISE EXCEPTION USING ERRCODE = '{LOCK_RELEASED}', "
         "MESSAGE = 'pgship: the migration released the migration lock'; END IF; "
         f"IF (pg_catalog.current_setting('{GUARD_SETTING}', true) = {write_counts_sql(rows.oid, -1)} "
@@ -66,5 +84,6 @@ def guard_sql(lock_held: str, rows: KnownRows, others_sum: str, own: tuple[str, 
         f"IF {others_sum} IS DISTINCT FROM {rows.expected(own)} THEN "
         f"RAISE EXCEPTION USING ERRCODE = '{TRACKING_CHANGED}', "
         "MESSAGE = 'pgship: the migration changed the tracking table'; END IF; END IF; "
-        "END $pgship_guard$"
+        "END "
     )
+    return f"DO {dollar_quoted(body, 'pgship_guard')}"

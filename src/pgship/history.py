@@ -16,6 +16,7 @@ place answers "what does pgship do to my tracking table".
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -404,28 +405,57 @@ ROW_HASH = (
 
 def row_hashes_query(table: TrackingTable, versions: tuple[str, ...] | None = None) -> str:
     """``(version, hash)`` of every row (or of the rows of ``versions``). Needs a pgship-shaped table."""
-    from psycopg import sql
+    if versions is None:
+        return _row_hashes_text(table)
+    return f"{_row_hashes_text(table)} WHERE t.version::text IN ({_literals(versions)})"
 
-    query = sql.SQL("SELECT t.version::text, {} FROM {} AS t").format(sql.SQL(ROW_HASH), table.identifier())
-    if versions is not None:
-        query = sql.SQL("{} WHERE t.version::text IN ({})").format(
-            query, sql.SQL(", ").join(sql.Literal(v) for v in versions)
-        )
-    return query.as_string(None)
+
+def readback_query(table: TrackingTable, versions: tuple[str, ...], oid: int) -> str:
+    """:func:`row_hashes_query` of ``versions``, then one row ``(NULL, <the table's file>)``: what a run
+    reads back after a migration's COMMIT, in one statement."""
+    return (
+        f"{row_hashes_query(table, versions)} "
+        f"UNION ALL SELECT NULL, pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8"
+    )
 
 
 def others_sum_sql(table: TrackingTable, versions: tuple[str, ...]) -> str:
     """An expression: the sum of the hashes of every row *not* of ``versions`` (a numeric)."""
+    before, after = _others_sum_text(table)
+    return f"{before}{_literals(versions)}{after}"
+
+
+# Composed once per table with psycopg's sql module (quoting the table's name), then filled with
+# versions per migration: composing for each of a thousand migrations cost more than sending it.
+@functools.lru_cache(maxsize=16)
+def _row_hashes_text(table: TrackingTable) -> str:
     from psycopg import sql
 
     return (
-        sql.SQL(
-            "(SELECT coalesce(pg_catalog.sum(h), 0) FROM (SELECT {} AS h FROM {} AS t "
-            "WHERE t.version::text NOT IN ({})) AS rows)"
-        )
-        .format(sql.SQL(ROW_HASH), table.identifier(), sql.SQL(", ").join(sql.Literal(v) for v in versions))
+        sql.SQL("SELECT t.version::text, {} FROM {} AS t")
+        .format(sql.SQL(ROW_HASH), table.identifier())
         .as_string(None)
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _others_sum_text(table: TrackingTable) -> tuple[str, str]:
+    from psycopg import sql
+
+    text = (
+        sql.SQL(
+            "(SELECT coalesce(pg_catalog.sum(h), 0) FROM (SELECT {} AS h FROM {} AS t "
+            "WHERE t.version::text NOT IN (@@versions@@)) AS rows)"
+        )
+        .format(sql.SQL(ROW_HASH), table.identifier())
+        .as_string(None)
+    )
+    before, _, after = text.partition("@@versions@@")
+    return before, after
+
+
+def _literals(values: tuple[str, ...]) -> str:
+    return ", ".join(_quote(v) for v in values)
 
 
 def version_spellings(version: str) -> tuple[str, str]:
@@ -632,8 +662,3 @@ def read_known_rows(conn: psycopg.Connection, table: TrackingTable) -> KnownRows
     rows = KnownRows(oid, filenode)
     rows.replace((), conn.execute(row_hashes_query(table)).fetchall())
     return rows
-
-
-def filenode_query(oid: int) -> str:
-    """The tracking table's current file (read back after each COMMIT, for the guard's fast path)."""
-    return f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)"

@@ -10,7 +10,7 @@ import pytest
 
 from pgship import guard, session
 from pgship.events import Event, EventKind
-from pgship.history import KnownRows, TrackingTable, others_sum_sql, record_statement
+from pgship.history import KnownRows, TrackingTable, others_sum_sql, readback_query, record_statement
 
 
 def test_the_clean_session_reset_is_discard_all_without_releasing_the_advisory_lock():
@@ -30,15 +30,26 @@ def test_the_clean_session_reset_is_discard_all_without_releasing_the_advisory_l
     assert "client_connection_check_interval" not in " ".join(session.session_defaults(130000))
 
 
-def test_begin_sets_the_migrations_timeouts_locally():
+def test_begin_sets_the_migrations_timeouts_locally_in_one_statement():
     assert session.begin(3.0, None, pooled=False, server_version=160000) == [
         "BEGIN",
-        "SET LOCAL lock_timeout = '3000ms'",
+        "SELECT pg_catalog.set_config('lock_timeout', '3000ms', true)",  # true: SET LOCAL
     ]
-    assert session.begin(0.25, 60, pooled=False, server_version=160000)[1:] == [
-        "SET LOCAL lock_timeout = '250ms'",
-        "SET LOCAL statement_timeout = '60000ms'",
+    assert session.begin(0.25, 60, pooled=False, server_version=160000, also="1")[1:] == [
+        "SELECT pg_catalog.set_config('lock_timeout', '250ms', true), "
+        "pg_catalog.set_config('statement_timeout', '60000ms', true), 1",
     ]
+
+
+def test_the_reset_after_commit_is_the_same_reset_in_two_statements():
+    first, block = session.reset_after_commit(160000)
+    assert first == "SET SESSION AUTHORIZATION DEFAULT"  # the DO block then runs as the runner's role
+    assert block.startswith("DO $pgship_reset$ BEGIN RESET ALL; DISCARD TEMP; DISCARD PLANS; ")
+    assert (
+        "DEALLOCATE ALL; EXECUTE 'CLOSE ALL'; UNLISTEN *; SET client_connection_check_interval = 1000;"
+        in block
+    )
+    assert "unlock" not in block
 
 
 def test_through_a_transaction_pooler_every_reset_is_local_to_the_transaction():
@@ -75,6 +86,26 @@ def test_the_guard_checks_this_sessions_lock_by_key_and_the_other_rows_hash_sum(
     assert "NOT IN ('003', '3')" in text
     assert "'16390'::oid" in text  # the table's file: a TRUNCATE or rewrite takes the slow path
     assert guard.GUARD_SETTING in guard.counts_at_begin_sql(16384)
+
+
+def test_the_guard_can_run_the_tracking_row_first_and_no_value_can_end_its_quoting():
+    table = TrackingTable("schema_migrations", "public")
+    rows = KnownRows(oid=1, filenode=2)
+    record = "INSERT INTO t VALUES ('$pgship_guard$ END; DROP TABLE x; --')"
+    text = guard.guard_sql("TRUE", rows, others_sum_sql(table, ("1",)), ("1",), first=f"{record}; ")
+    assert text.startswith("DO $pgship_guard_1$ BEGIN INSERT INTO t") and text.endswith(
+        "END $pgship_guard_1$"
+    )
+    assert guard.dollar_quoted("x", "q") == "$q$x$q$"
+
+
+def test_the_read_back_after_commit_is_one_statement_with_the_tables_file():
+    table = TrackingTable("schema_migrations", "public")
+    text = readback_query(table, ("003", "3"), 16384)
+    assert text.startswith("SELECT t.version::text, ") and "IN ('003', '3')" in text
+    assert text.endswith(
+        "UNION ALL SELECT NULL, pg_catalog.pg_relation_filenode('16384'::oid)::pg_catalog.int8"
+    )
 
 
 def test_the_tracking_row_is_an_upsert_that_works_without_a_unique_constraint():
