@@ -21,7 +21,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgship import failures, guard, session
+from pgship import failures, guard, pipeline, session
 from pgship import history as tracking
 from pgship.created_objects import objects_created
 from pgship.database import one_row
@@ -62,18 +62,6 @@ class AppliedRecord:
     messages: list[dict[str, str]] = field(default_factory=list)  # the server's WARNINGs and NOTICEs
 
 
-def has_result(cursor: Any) -> bool:
-    return cursor.pgresult is not None
-
-
-def failed_statement(cursors: list[tuple[Statement, Any]]) -> Statement | None:
-    """The statement a pipelined migration failed at: the first whose cursor got no result."""
-    for statement, cursor in cursors:
-        if not has_result(cursor):
-            return statement
-    return None
-
-
 def ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
@@ -104,6 +92,7 @@ class Applier:
         self._record: tracking.RecordTemplate | None = None  # composed on the first migration
         self._messages: list[dict[str, str]] | None = None  # collecting the migration's notices
         self._server_version = conn.info.server_version
+        self._encoding = conn.info.encoding
         conn.add_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: Any) -> None:
@@ -153,18 +142,18 @@ class Applier:
     ) -> AppliedRecord:
         """BEGIN, the statements, the tracking row, the guard and COMMIT, pipelined: one round trip.
 
-        Each of the file's statements is its own protocol message, so the server says which one
-        failed (its cursor is the first without a result) and ``pg_stat_activity`` shows the one
-        running. The runner's own statements are folded into as few messages as keep their meaning:
-        the settings in one ``SELECT``, the tracking row inside the guard's ``DO`` block, the
-        clean-session reset in two statements after COMMIT (:func:`pgship.session.reset_after_commit`),
-        the read-back in one. The server times the migration (``transaction_timestamp()`` is the
-        BEGIN), because the tracking row is sent before the statements have run. The row is written
-        as the runner's own identity, whatever role the migration switched to; the guard rolls the
-        migration back if it released the lock or touched other versions' rows. After COMMIT the same
-        round trip resets the session and reads back the new row, so the next guard knows what to expect.
+        Each of the file's statements is its own protocol message (:mod:`pgship.pipeline`), so the
+        server says which one failed (the index of the error's result) and ``pg_stat_activity``
+        shows the one running. The runner's own statements are folded into as few messages as keep
+        their meaning: the settings in one ``SELECT``, the tracking row inside the guard's ``DO``
+        block, the clean-session reset in two statements after COMMIT
+        (:func:`pgship.session.reset_after_commit`), the read-back in one. The server times the
+        migration (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
+        the statements have run. The row is written as the runner's own identity, whatever role the
+        migration switched to; the guard rolls the migration back if it released the lock or touched
+        other versions' rows. After COMMIT the same round trip resets the session and reads back the
+        new row, so the next guard knows what to expect.
         """
-        import psycopg
         from psycopg import errors as pgerrors
 
         if self._record is None:
@@ -197,44 +186,47 @@ class Applier:
         counts = guard.counts_at_begin(rows.oid)
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
-        conn = self.conn
+        encoding = self._encoding
         for attempt in range(1, attempts + 1):
-            cursors: list[tuple[Statement, Any]] = []
-            guard_cursor: Any = None
-            started = time.perf_counter()
+            statements = session.begin(
+                lock_timeout,
+                self.options.statement_timeout_s,
+                pooled=pooled,
+                server_version=self._server_version,
+                also=counts,  # the tracking table's write counters as it starts (guard)
+            )
+            first = len(statements)
+            statements.extend(statement.text for statement in script.statements)
+            statements.extend(tail)
+            if lease_check is not None:
+                statements.append(lease_check)
+            guard_at = len(statements)
+            statements.append(guard_sql)
+            statements.append("COMMIT")
+            statements.extend(after_commit)
+            statements.append(readback)
             if self._messages is not None:
                 self._messages.clear()  # a retried attempt reports only its own messages
-            try:
-                with conn.pipeline():
-                    for setting in session.begin(
-                        lock_timeout,
-                        self.options.statement_timeout_s,
-                        pooled=pooled,
-                        server_version=self._server_version,
-                        also=counts,  # the tracking table's write counters as it starts (guard)
-                    ):
-                        conn.execute(setting)
-                    for statement in script.statements:
-                        cursors.append((statement, conn.execute(statement.text)))
-                    for statement_text in tail:
-                        conn.execute(statement_text)
-                    if lease_check is not None:
-                        conn.execute(lease_check)
-                    guard_cursor = conn.execute(guard_sql)
-                    conn.execute("COMMIT")
-                    for statement_text in after_commit:
-                        conn.execute(statement_text)
-                    readback_cursor = conn.execute(readback)
-                elapsed = ms_since(started)
-                found = readback_cursor.fetchall()
-                rows.replace(own, [(version, value) for version, value in found if version is not None])
-                rows.filenode = next((value for version, value in found if version is None), None)
+            started = time.perf_counter()
+            outcome = pipeline.run(self.conn, statements, encoding)
+            elapsed = ms_since(started)
+            exc = outcome.error
+            if exc is None:
+                found = list(outcome.rows(len(statements) - 1, encoding))
+                rows.replace(
+                    own, [(version, int(value or 0)) for version, value in found if version is not None]
+                )
+                filenode = next((value for version, value in found if version is None), None)
+                rows.filenode = int(filenode) if filenode is not None else None
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt
                 )
-            except pgerrors.LockNotAvailable as exc:
-                current = failed_statement(cursors)
-                self._rollback()
+            # the file's statement that failed (or was running when the connection was lost), if any
+            completed = outcome.completed
+            position = completed - first
+            current = script.statements[position] if 0 <= position < len(script.statements) else None
+            self._rollback()
+            if isinstance(exc, pgerrors.LockNotAvailable):
                 if attempt == attempts:
                     raise failures.lock_failure(
                         self._failure(migration, script, current, exc, partial=False), attempt, lock_timeout
@@ -250,19 +242,15 @@ class Applier:
                 )
                 time.sleep(self.options.retry_pause_s)
                 lock_timeout *= 2
-            except psycopg.Error as exc:
-                if signalled(exc):  # a stop signal inside the pipeline: report it as the interrupt it is
-                    raise KeyboardInterrupt from None
-                current = failed_statement(cursors)
-                self._rollback()
-                if exc.sqlstate in (guard.LOCK_RELEASED, guard.TRACKING_CHANGED):
-                    raise self._guard_failure(migration, exc.sqlstate, partial=False) from None
-                # the statements, the row and the guard all answered: the failure came with COMMIT (a
-                # deferred constraint, or the connection lost while committing: then the outcome is unknown)
-                committing = current is None and guard_cursor is not None and has_result(guard_cursor)
-                raise self._failure(
-                    migration, script, current, exc, partial=False, at_commit=committing
-                ) from None
+                continue
+            if exc.sqlstate in (guard.LOCK_RELEASED, guard.TRACKING_CHANGED):
+                raise self._guard_failure(migration, exc.sqlstate, partial=False) from None
+            # the statements, the row and the guard all answered: the failure came with COMMIT (a
+            # deferred constraint, or the connection lost while committing: then the outcome is unknown)
+            committing = current is None and completed > guard_at
+            raise self._failure(
+                migration, script, current, exc, partial=False, at_commit=committing
+            ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- without a transaction ---------------------------------------------------------
