@@ -93,6 +93,8 @@ class Applier:
         self._messages: list[dict[str, str]] | None = None  # collecting the migration's notices
         self._server_version = conn.info.server_version
         self._encoding = conn.info.encoding
+        self._lock_held: str | None = None  # composed once per run
+        self._constants: tuple[list[str], list[str]] | None = None
         conn.add_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: Any) -> None:
@@ -134,7 +136,25 @@ class Applier:
         return self._rows
 
     def _lock_held_sql(self) -> str:
-        return guard.lock_held_sql(None if self.lease is not None else self.table.lock_key)
+        if self._lock_held is None:
+            self._lock_held = guard.lock_held_sql(None if self.lease is not None else self.table.lock_key)
+        return self._lock_held
+
+    def _run_constants(self) -> tuple[list[str], list[str]]:
+        """The statements that are the same for every migration of the run: composed once.
+
+        Before the guard: the runner's own identity and timeout (``SET LOCAL ROLE NONE`` and the row
+        run inside the guard's ``DO`` block); after COMMIT: the clean-session reset.
+        """
+        if self._constants is None:
+            pooled = self.lease is not None
+            tail = [
+                *(session.pooled_cleanup() if pooled else ()),
+                session.own_statement_timeout(self.options.statement_timeout_s),
+                "SET LOCAL SESSION AUTHORIZATION DEFAULT",
+            ]
+            self._constants = (tail, [] if pooled else session.reset_after_commit(self._server_version))
+        return self._constants
 
     # -- in a transaction --------------------------------------------------------------
     def _apply_in_transaction(
@@ -167,12 +187,7 @@ class Applier:
         own = tracking.version_spellings(migration.version.text)
         rows = self._tracking_rows()
         pooled = self.lease is not None
-        # the runner's own identity (SET LOCAL ROLE NONE and the row run inside the guard's DO block)
-        tail = [
-            *(session.pooled_cleanup() if pooled else ()),
-            session.own_statement_timeout(self.options.statement_timeout_s),
-            "SET LOCAL SESSION AUTHORIZATION DEFAULT",
-        ]
+        tail, after_commit = self._run_constants()
         lease_check = self.lease.check_statement() if self.lease is not None else None
         guard_sql = guard.guard_sql(
             self._lock_held_sql(),
@@ -181,7 +196,6 @@ class Applier:
             own,
             first=f"SET LOCAL ROLE NONE; {record}; ",
         )
-        after_commit = [] if pooled else session.reset_after_commit(self._server_version)
         readback = tracking.readback_query(self.table, own, rows.oid)
         counts = guard.counts_at_begin(rows.oid)
         lock_timeout = self.options.lock_timeout_s
