@@ -226,11 +226,8 @@ class Applier:
             elapsed = ms_since(started)
             exc = outcome.error
             if exc is None:
-                found = list(outcome.rows(len(statements) - 1, encoding))
-                rows.replace(
-                    own, [(version, int(value or 0)) for version, value in found if version is not None]
-                )
-                filenode = next((value for version, value in found if version is None), None)
+                (filenode, _), *found = outcome.rows(len(statements) - 1, encoding)
+                rows.replace(own, [(version, int(value or 0)) for value, version in found])
                 rows.filenode = int(filenode) if filenode is not None else None
                 return AppliedRecord(
                     str(migration.version), migration.name, migration.filename, elapsed, attempt

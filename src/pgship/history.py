@@ -411,11 +411,11 @@ def row_hashes_query(table: TrackingTable, versions: tuple[str, ...] | None = No
 
 
 def readback_query(table: TrackingTable, versions: tuple[str, ...], oid: int) -> str:
-    """:func:`row_hashes_query` of ``versions``, then one row ``(NULL, <the table's file>)``: what a run
-    reads back after a migration's COMMIT, in one statement."""
+    """What a run reads back after a migration's COMMIT, in one statement: first ``(<the table's
+    file>, NULL)``, then ``(hash, version)`` for each row of ``versions``."""
     return (
-        f"{row_hashes_query(table, versions)} "
-        f"UNION ALL SELECT NULL, pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8"
+        f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8, NULL "
+        f"UNION ALL {_hashes_versions_text(table)} WHERE t.version::text IN ({_literals(versions)})"
     )
 
 
@@ -433,6 +433,17 @@ def _row_hashes_text(table: TrackingTable) -> str:
 
     return (
         sql.SQL("SELECT t.version::text, {} FROM {} AS t")
+        .format(sql.SQL(ROW_HASH), table.identifier())
+        .as_string(None)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _hashes_versions_text(table: TrackingTable) -> str:
+    from psycopg import sql
+
+    return (
+        sql.SQL("SELECT {}, t.version::text FROM {} AS t")
         .format(sql.SQL(ROW_HASH), table.identifier())
         .as_string(None)
     )

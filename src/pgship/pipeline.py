@@ -36,8 +36,18 @@ class Outcome:
 
     @property
     def completed(self) -> int:
-        """How many statements completed without error (they ran in order)."""
-        return self.failed_at if self.failed_at is not None else len(self.results)
+        """How many statements completed without error (they ran in order).
+
+        Counted from the results' statuses, not their number: with the connection lost, libpq may
+        answer every statement still queued with an error of its own.
+        """
+        from psycopg import pq
+
+        done = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+        for index, result in enumerate(self.results):
+            if result.status not in done:
+                return index
+        return len(self.results)
 
     def rows(self, index: int, encoding: str) -> Iterator[tuple[str | None, ...]]:
         """The rows of statement ``index``'s result, every value as text (or None for NULL)."""
