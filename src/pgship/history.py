@@ -8,10 +8,15 @@ rewritten. Writes never rely on a unique constraint, so a legacy table without
 one keeps working. Tables that golang-migrate, dbmate, goose or Flyway built are
 recognised and taken over by :mod:`pgship.adopt` (hooks in :func:`read` and
 :func:`ensure`).
+
+Every statement pgship runs on the tracking table is built (or run) here, the runner's guard
+reads and its record/forget writes included: so this module is longer than ~400 lines, and one
+place answers "what does pgship do to my tracking table".
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -400,28 +405,68 @@ ROW_HASH = (
 
 def row_hashes_query(table: TrackingTable, versions: tuple[str, ...] | None = None) -> str:
     """``(version, hash)`` of every row (or of the rows of ``versions``). Needs a pgship-shaped table."""
-    from psycopg import sql
+    if versions is None:
+        return _row_hashes_text(table)
+    return f"{_row_hashes_text(table)} WHERE t.version::text IN ({_literals(versions)})"
 
-    query = sql.SQL("SELECT t.version::text, {} FROM {} AS t").format(sql.SQL(ROW_HASH), table.identifier())
-    if versions is not None:
-        query = sql.SQL("{} WHERE t.version::text IN ({})").format(
-            query, sql.SQL(", ").join(sql.Literal(v) for v in versions)
-        )
-    return query.as_string(None)
+
+def readback_query(table: TrackingTable, versions: tuple[str, ...], oid: int) -> str:
+    """What a run reads back after a migration's COMMIT, in one statement: first ``(<the table's
+    file>, NULL)``, then ``(hash, version)`` for each row of ``versions``."""
+    return (
+        f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8, NULL "
+        f"UNION ALL {_hashes_versions_text(table)} WHERE t.version::text IN ({_literals(versions)})"
+    )
 
 
 def others_sum_sql(table: TrackingTable, versions: tuple[str, ...]) -> str:
     """An expression: the sum of the hashes of every row *not* of ``versions`` (a numeric)."""
+    before, after = _others_sum_text(table)
+    return f"{before}{_literals(versions)}{after}"
+
+
+# Composed once per table with psycopg's sql module (quoting the table's name), then filled with
+# versions per migration: composing for each of a thousand migrations cost more than sending it.
+@functools.lru_cache(maxsize=16)
+def _row_hashes_text(table: TrackingTable) -> str:
     from psycopg import sql
 
     return (
-        sql.SQL(
-            "(SELECT coalesce(pg_catalog.sum(h), 0) FROM (SELECT {} AS h FROM {} AS t "
-            "WHERE t.version::text NOT IN ({})) AS rows)"
-        )
-        .format(sql.SQL(ROW_HASH), table.identifier(), sql.SQL(", ").join(sql.Literal(v) for v in versions))
+        sql.SQL("SELECT t.version::text, {} FROM {} AS t")
+        .format(sql.SQL(ROW_HASH), table.identifier())
         .as_string(None)
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _hashes_versions_text(table: TrackingTable) -> str:
+    from psycopg import sql
+
+    return (
+        sql.SQL("SELECT {}, t.version::text FROM {} AS t")
+        .format(sql.SQL(ROW_HASH), table.identifier())
+        .as_string(None)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _others_sum_text(table: TrackingTable) -> tuple[str, str]:
+    from psycopg import sql
+
+    text = (
+        sql.SQL(
+            "(SELECT coalesce(pg_catalog.sum(h), 0) FROM (SELECT {} AS h FROM {} AS t "
+            "WHERE t.version::text NOT IN (@@versions@@)) AS rows)"
+        )
+        .format(sql.SQL(ROW_HASH), table.identifier())
+        .as_string(None)
+    )
+    before, _, after = text.partition("@@versions@@")
+    return before, after
+
+
+def _literals(values: tuple[str, ...]) -> str:
+    return ", ".join(_quote(v) for v in values)
 
 
 def version_spellings(version: str) -> tuple[str, str]:
@@ -538,3 +583,93 @@ def set_checksum(conn: psycopg.Connection, table: TrackingTable, version: Versio
         ),
         (checksum, version.text, ".".join(str(p) for p in version.parts)),
     )
+
+
+def record(
+    conn: psycopg.Connection,
+    table: TrackingTable,
+    *,
+    version: str,
+    name: str,
+    checksum: str | None,
+    execution_ms: int | None,
+    applied_by: str,
+) -> None:
+    """Write (or complete) one migration's tracking row, on its own (:func:`record_statement`)."""
+    conn.execute(
+        record_statement(
+            table,
+            version=version,
+            name=name,
+            checksum=checksum,
+            execution_ms=execution_ms,
+            applied_by=applied_by,
+        )
+    )
+
+
+def forget(conn: psycopg.Connection, table: TrackingTable, version: Version) -> None:
+    """Delete the row(s) of ``version`` (``repair --forget-missing``: its file was deleted)."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL("DELETE FROM {} WHERE version::text IN (%s, %s)").format(table.identifier()),
+        (version.text, ".".join(str(p) for p in version.parts)),
+    )
+
+
+def recorded_versions(conn: psycopg.Connection, table: TrackingTable) -> set[str]:
+    """Every version text the table holds; empty if the table does not exist."""
+    from psycopg import sql
+
+    if one_row(conn.execute("SELECT to_regclass(%s)", (table.regclass_text(),)))[0] is None:
+        return set()
+    rows = conn.execute(sql.SQL("SELECT version::text FROM {}").format(table.identifier())).fetchall()
+    return {row[0] for row in rows}
+
+
+def is_intact(conn: psycopg.Connection, table: TrackingTable) -> bool:
+    """The table is still there with all of pgship's columns (a migration may drop or rename it)."""
+    if one_row(conn.execute("SELECT to_regclass(%s)", (table.regclass_text(),)))[0] is None:
+        return False
+    return not read(conn, table).missing_columns
+
+
+def others_sum(conn: psycopg.Connection, table: TrackingTable, versions: tuple[str, ...]) -> Any:
+    """The sum of the hashes of every row not of ``versions`` (:func:`others_sum_sql`), as read now."""
+    return one_row(conn.execute(f"SELECT {others_sum_sql(table, versions)}"))[0]
+
+
+class KnownRows:
+    """The tracking table as this run knows it: each version's row hashes and their total."""
+
+    def __init__(self, oid: int, filenode: int | None) -> None:
+        self.oid = oid
+        self.filenode = filenode
+        self._by_version: dict[str, list[int]] = {}
+        self._total = 0
+
+    def expected(self, own: tuple[str, ...]) -> int:
+        """The sum of the hashes of every row not of ``own`` (what the guard's query must find)."""
+        return self._total - sum(h for version in own for h in self._by_version.get(version, ()))
+
+    def replace(self, own: tuple[str, ...], rows: Any) -> None:
+        """Forget the rows of ``own``, then add ``rows`` (``(version, hash)`` pairs)."""
+        for version in own:
+            self._total -= sum(self._by_version.pop(version, ()))
+        for version, value in rows:
+            self._by_version.setdefault(version, []).append(value)
+            self._total += value
+
+
+def read_known_rows(conn: psycopg.Connection, table: TrackingTable) -> KnownRows:
+    """Every row's hash, the table's oid and its file (a TRUNCATE or rewrite changes the file)."""
+    oid, filenode = one_row(
+        conn.execute(
+            "SELECT to_regclass(%s)::oid, pg_catalog.pg_relation_filenode(to_regclass(%s))",
+            (table.regclass_text(), table.regclass_text()),
+        )
+    )
+    rows = KnownRows(oid, filenode)
+    rows.replace((), conn.execute(row_hashes_query(table)).fetchall())
+    return rows

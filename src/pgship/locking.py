@@ -2,7 +2,8 @@
 
 Two locks sit behind one decision:
 
-* the **advisory lock** (:meth:`pgship.runner.Runner.advisory_lock`): session-level, on a
+* the **advisory lock** (:func:`hold_advisory_lock`, through :meth:`pgship.runner.Runner.advisory_lock`):
+  session-level, on a
   connection that keeps one server backend (direct, or a pooler in *session* mode). It is what
   pgship always used, unchanged;
 * the **lease** (:mod:`pgship.lease`): a row in ``<tracking table>_lease``, for a connection
@@ -166,6 +167,66 @@ def hold_lease(
         if not conn.closed and not conn.broken:
             with contextlib.suppress(Exception):
                 lease.release(conn)
+
+
+@contextlib.contextmanager
+def hold_advisory_lock(
+    conn: psycopg.Connection,
+    table: TrackingTable,
+    *,
+    wait_s: float,
+    on_wait: Callable[[str], None],
+    on_acquired: Callable[[], None],
+) -> Iterator[None]:
+    """Hold the session-level advisory lock of ``table`` (resolved), polling for it up to ``wait_s``.
+
+    It polls ``pg_try_advisory_lock`` so a waiting runner never sits inside a transaction (``CREATE
+    INDEX CONCURRENTLY`` would otherwise wait for it, and it for the index). Raises
+    :class:`LockNotAcquired` (exit 4) naming the holder when it stays taken.
+    """
+    from pgship.database import one_row
+
+    key = table.lock_key
+    started = time.monotonic()
+    delay = 0.05
+    announced = False
+    while not one_row(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)))[0]:
+        waited = time.monotonic() - started
+        holder = advisory_lock_holder(conn, key)
+        if waited >= wait_s:
+            raise LockNotAcquired(
+                f"another migration run held the lock on {table} for the whole wait "
+                f"({wait_s:.0f} s){': ' + holder if holder else ''}",
+                hint="Let the other deploy finish and run again, or wait longer with --lock-wait.",
+            )
+        if not announced:
+            on_wait(f"waiting for another migration run to finish{': ' + holder if holder else ''}")
+            announced = True
+        time.sleep(min(delay, max(wait_s - waited, 0.01)))
+        delay = min(delay * 1.5, 1.0)
+    on_acquired()
+    try:
+        yield
+    finally:
+        if not conn.closed and not conn.broken:
+            with contextlib.suppress(Exception):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def advisory_lock_holder(conn: psycopg.Connection, key: int) -> str:
+    """Who holds the advisory lock ``key``, in words; empty if nobody (any more)."""
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = conn.execute(
+        "SELECT l.pid, a.application_name, now() - a.backend_start FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+        (unsigned >> 32, unsigned & 0xFFFFFFFF),
+    ).fetchone()
+    if row is None:
+        return ""
+    pid, application, age = row
+    seconds = int(age.total_seconds()) if age is not None else 0
+    return f"held by backend pid {pid} ({application or 'unknown application'}, connected {seconds} s ago)"
 
 
 def holder() -> str:

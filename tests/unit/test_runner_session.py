@@ -1,0 +1,128 @@
+"""The SQL the runner sends around each migration, built by pure functions (pgship.session,
+pgship.guard, pgship.history), and the typed events. What these statements *do* to a live session is
+proven against PostgreSQL in tests/integration/test_exactly_once.py and tests/faults."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pgship import guard, session
+from pgship.events import Event, EventKind
+from pgship.history import KnownRows, TrackingTable, others_sum_sql, readback_query, record_statement
+
+
+def test_the_clean_session_reset_is_discard_all_without_releasing_the_advisory_lock():
+    reset = session.session_defaults(160000)
+    assert reset[:8] == [
+        "SET SESSION AUTHORIZATION DEFAULT",
+        "RESET ALL",
+        "DISCARD TEMP",
+        "DISCARD PLANS",
+        "DISCARD SEQUENCES",
+        "DEALLOCATE ALL",
+        "CLOSE ALL",
+        "UNLISTEN *",
+    ]
+    assert reset[-1] == "SET client_connection_check_interval = 1000"
+    assert not any("DISCARD ALL" in s or "unlock" in s for s in reset)
+    assert "client_connection_check_interval" not in " ".join(session.session_defaults(130000))
+
+
+def test_begin_sets_the_migrations_timeouts_locally_in_one_statement():
+    assert session.begin(3.0, None, pooled=False, server_version=160000) == [
+        "BEGIN",
+        "SELECT pg_catalog.set_config('lock_timeout', '3000ms', true)",  # true: SET LOCAL
+    ]
+    assert session.begin(0.25, 60, pooled=False, server_version=160000, also="1")[1:] == [
+        "SELECT pg_catalog.set_config('lock_timeout', '250ms', true), "
+        "pg_catalog.set_config('statement_timeout', '60000ms', true), 1",
+    ]
+
+
+def test_the_reset_after_commit_is_the_same_reset_in_two_statements():
+    first, block = session.reset_after_commit(160000)
+    assert first == "SET SESSION AUTHORIZATION DEFAULT"  # the DO block then runs as the runner's role
+    assert block.startswith("DO $pgship_reset$ BEGIN RESET ALL; DISCARD TEMP; DISCARD PLANS; ")
+    assert (
+        "DEALLOCATE ALL; EXECUTE 'CLOSE ALL'; UNLISTEN *; SET client_connection_check_interval = 1000;"
+        in block
+    )
+    assert "unlock" not in block
+
+
+def test_through_a_transaction_pooler_every_reset_is_local_to_the_transaction():
+    pooled = session.begin(3.0, None, pooled=True, server_version=160000)
+    assert pooled[0] == "BEGIN READ WRITE"
+    assert all(s.startswith(("BEGIN", "SET LOCAL", "SELECT pg_catalog.set_config(")) for s in pooled)
+    assert "SET LOCAL search_path TO DEFAULT" in pooled
+    cleanup = session.pooled_cleanup()
+    assert "DEALLOCATE ALL" not in cleanup and "DISCARD PLANS" not in cleanup  # the pooler's own statements
+    assert any("from_sql" in s for s in cleanup)
+
+
+def test_the_runners_own_timeouts():
+    assert session.own_statement_timeout(None) == "SET LOCAL statement_timeout = 0"
+    assert session.own_statement_timeout(1.5, local=False) == "SET statement_timeout = '1500ms'"
+    assert session.session_timeouts(None, 2) == "SET lock_timeout = 0; SET statement_timeout = '2000ms'"
+
+
+def test_the_guard_checks_this_sessions_lock_by_key_and_the_other_rows_hash_sum():
+    table = TrackingTable("schema_migrations", "public")
+    key = table.lock_key
+    held = guard.lock_held_sql(key)
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    assert f"classid = '{unsigned >> 32}'::oid" in held and f"objid = '{unsigned & 0xFFFFFFFF}'::oid" in held
+    assert "pg_backend_pid()" in held
+    assert guard.lock_held_sql(None) == "TRUE"  # a lease run: the lease check runs beside the guard
+    rows = KnownRows(oid=16384, filenode=16390)
+    rows.replace((), [("001", 5), ("002", 7)])
+    own = ("003", "3")
+    text = guard.guard_sql(held, rows, others_sum_sql(table, own), own)
+    assert text.startswith("DO $pgship_guard$") and text.endswith("END $pgship_guard$")
+    assert f"ERRCODE = '{guard.LOCK_RELEASED}'" in text and f"ERRCODE = '{guard.TRACKING_CHANGED}'" in text
+    assert "IS DISTINCT FROM 12 THEN" in text  # the sum of the other rows' hashes the run knows
+    assert "NOT IN ('003', '3')" in text
+    assert "'16390'::oid" in text  # the table's file: a TRUNCATE or rewrite takes the slow path
+    assert guard.GUARD_SETTING in guard.counts_at_begin_sql(16384)
+
+
+def test_the_guard_can_run_the_tracking_row_first_and_no_value_can_end_its_quoting():
+    table = TrackingTable("schema_migrations", "public")
+    rows = KnownRows(oid=1, filenode=2)
+    record = "INSERT INTO t VALUES ('$pgship_guard$ END; DROP TABLE x; --')"
+    text = guard.guard_sql("TRUE", rows, others_sum_sql(table, ("1",)), ("1",), first=f"{record}; ")
+    assert text.startswith("DO $pgship_guard_1$ BEGIN INSERT INTO t") and text.endswith(
+        "END $pgship_guard_1$"
+    )
+    assert guard.dollar_quoted("x", "q") == "$q$x$q$"
+
+
+def test_the_read_back_after_commit_is_one_statement_with_the_tables_file_first():
+    table = TrackingTable("schema_migrations", "public")
+    text = readback_query(table, ("003", "3"), 16384)
+    assert text.startswith(
+        "SELECT pg_catalog.pg_relation_filenode('16384'::oid)::pg_catalog.int8, NULL UNION ALL"
+    )
+    assert text.endswith("WHERE t.version::text IN ('003', '3')")
+
+
+def test_the_tracking_row_is_an_upsert_that_works_without_a_unique_constraint():
+    table = TrackingTable("schema_migrations", "public")
+    text = record_statement(
+        table, version="003", name="it's", checksum="abc", execution_ms=None, applied_by="me"
+    ).as_string(None)
+    assert text.startswith('WITH updated AS (UPDATE "public"."schema_migrations"')
+    assert "version::text IN ('003', '3')" in text and "'it''s'" in text
+    assert "WHERE NOT EXISTS (SELECT 1 FROM updated)" in text
+
+
+def test_event_kinds_are_typed_and_serialise_as_before():
+    event = Event("applied", "applied 001_a.sql (3 ms)", {"file": "001_a.sql"})
+    assert event.kind is EventKind.APPLIED and event.kind == "applied"
+    assert json.dumps({"event": event.kind}) == '{"event": "applied"}'
+    assert f"{event.kind}" == "applied"
+    assert Event(EventKind.PLAN, "x").data == {}
+    with pytest.raises(ValueError):
+        Event("no_such_kind", "x")
