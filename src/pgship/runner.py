@@ -15,7 +15,7 @@ This module is the orchestration (migrate, baseline, repair, interrupts) and the
 the names other modules import from ``pgship.runner`` are re-exported here. What one migration
 sends is in :mod:`pgship.apply`, the session SQL in :mod:`pgship.session`, the guard in
 :mod:`pgship.guard`, failure messages in :mod:`pgship.failures`, the tracking table's SQL in
-:mod:`pgship.history`. (About 460 lines: migrate, baseline and repair share one ``Runner``'s state,
+:mod:`pgship.history`. (Over 400 lines, about 460: migrate, baseline and repair share one ``Runner``'s state,
 the resolved table, the lock and the interrupt report; splitting them would spread that state.)
 """
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import getpass
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pgship import adopt, failures
+from pgship import adopt, config, failures
 from pgship import history as tracking
 from pgship.apply import AppliedRecord, Applier, RunOptions, ms_since
 from pgship.created_objects import objects_created
@@ -99,8 +98,9 @@ class RepairChange:
 
 
 def applied_by_identity(option: str | None) -> str:
-    """Who runs pgship, for the tracking rows: ``PGSHIP_APPLIED_BY``, else ``option``, else user@host."""
-    who = os.environ.get("PGSHIP_APPLIED_BY") or option
+    """Who runs pgship, for the tracking rows: ``option`` (an explicit --applied-by), else
+    ``PGSHIP_APPLIED_BY``, else user@host (precedence: :func:`pgship.config.applied_by`)."""
+    who = config.applied_by(option)
     if not who:
         try:
             who = f"{getpass.getuser()}@{socket.gethostname()}"

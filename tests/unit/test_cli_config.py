@@ -80,3 +80,13 @@ def test_the_cli_takes_the_replay_url_from_the_environment_and_scrubs_it(cli, mi
     assert result.code == 3  # unreachable, worth retrying: never "a bug in pgship"
     assert "cannot connect to the replay server" in result.stderr and "bug" not in result.stderr
     assert "Sup3rSecret" not in result.output
+
+
+def test_the_runner_records_an_explicit_applied_by_over_the_environment(monkeypatch):
+    from pgship.runner import applied_by_identity
+
+    monkeypatch.setenv("PGSHIP_APPLIED_BY", "ci-job-42")
+    assert applied_by_identity("release-7") == "release-7"
+    assert applied_by_identity(None) == "ci-job-42"
+    monkeypatch.delenv("PGSHIP_APPLIED_BY")
+    assert "@" in applied_by_identity(None)  # user@host
