@@ -30,6 +30,8 @@ REPLAY_URL_ENV = "PGSHIP_REPLAY_URL"
 #: An address that bypasses a transaction pooler (--direct-url).
 DIRECT_URL_ENV = "PGSHIP_DIRECT_URL"
 #: Who is recorded in the tracking table's applied_by (after the database role).
+#: the fleet file `--fleet` reads when given no path (else [tool.pgship.fleet] in pyproject.toml)
+FLEET_FILE = "pgship.fleet.toml"
 APPLIED_BY_ENV = "PGSHIP_APPLIED_BY"
 #: "1": unexpected errors show their traceback; library log lines are shown (scrubbed).
 DEBUG_ENV = "PGSHIP_DEBUG"

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from pgship import config
 from pgship.errors import ExitCode, UsageError
-from pgship.fleet.targets import FLEET_FILE
 from pgship.options import run_options_from, target_version
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def add_options(parser: argparse.ArgumentParser, command: str) -> None:
         const="",
         default=None,
         metavar="FILE",
-        help=f"the fleet file (default: ./{FLEET_FILE}, else [tool.pgship.fleet] in pyproject.toml)",
+        help=f"the fleet file (default: ./{config.FLEET_FILE}, else [tool.pgship.fleet] in pyproject.toml)",
     )
     group.add_argument(
         "--fleet-query",
@@ -172,14 +171,14 @@ def load_spec(args: argparse.Namespace, cwd: Path) -> FleetSpec:
     if args.fleet:
         path = Path(args.fleet)
         return read_fleet_file(path if path.is_absolute() else cwd / path)
-    if (cwd / FLEET_FILE).is_file():
-        return read_fleet_file(cwd / FLEET_FILE)
+    if (cwd / config.FLEET_FILE).is_file():
+        return read_fleet_file(cwd / config.FLEET_FILE)
     spec = fleet_from_pyproject(cwd / "pyproject.toml") if (cwd / "pyproject.toml").is_file() else None
     if spec is None:
         raise UsageError(
-            f"--fleet: no {FLEET_FILE} here and no [tool.pgship.fleet] in pyproject.toml",
-            hint=f"Create {FLEET_FILE} (see docs/DEPLOYMENT.md, Many databases), pass --fleet FILE, or "
-            "enumerate targets with --fleet-query SQL.",
+            f"--fleet: no {config.FLEET_FILE} here and no [tool.pgship.fleet] in pyproject.toml",
+            hint=f"Create {config.FLEET_FILE} (see docs/DEPLOYMENT.md, Many databases), "
+            "pass --fleet FILE, or enumerate targets with --fleet-query SQL.",
         )
     return spec
 

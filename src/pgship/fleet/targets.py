@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgship import config
 from pgship.database import redact
 from pgship.errors import UsageError
 
-FLEET_FILE = "pgship.fleet.toml"
+FLEET_FILE = config.FLEET_FILE  # the default lives with every other default
 DEFAULT_GROUP = "default"
 CANARY_GROUP = "canary"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
