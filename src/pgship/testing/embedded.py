@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -78,6 +79,30 @@ def _scratch_parent(durable: bool) -> str | None:
 _SHM_NEEDED = 2 * 1024**3
 
 
+_LOG_PID = re.compile(r"\[(\d+)\]")
+
+
+def postmaster_failed(log: str) -> bool:
+    """Whether a start's log says the postmaster gave up (not a client refused while it starts).
+
+    The postmaster writes this start's first line; a FATAL from another process is a backend
+    turning a client away ("the database system is starting up", a wrong password) and says
+    nothing about the server.
+    """
+    lines = [line for line in log.splitlines() if line.strip()]
+    if not lines:
+        return False
+    first = _LOG_PID.search(lines[0])
+    postmaster = first.group(1) if first else None
+    for line in lines:
+        found = _LOG_PID.search(line)
+        if found and postmaster and found.group(1) != postmaster:
+            continue
+        if "FATAL:" in line or "database system is shut down" in line:
+            return True
+    return False
+
+
 class EmbeddedPostgres(PostgresServer):
     """A PostgreSQL server in a temporary directory, on 127.0.0.1 with password authentication.
 
@@ -103,6 +128,11 @@ class EmbeddedPostgres(PostgresServer):
         self.user = user
         self.password = password or "pgship-" + secrets.token_urlsafe(12)
         self.port = port or _free_port()
+        # a caller who chose the port may have a client knocking on it already: such a server
+        # listens on TCP only once its own password is set (setup), or the client would meet the
+        # template's password and be refused for good
+        self._private_first = port is not None
+        self._listen_tcp = True
         self.durable = durable
         self.settings = dict(settings or {})
         try:
@@ -127,6 +157,14 @@ class EmbeddedPostgres(PostgresServer):
         self._prepare_permissions()
         template = self._template_data_dir()
         self._run_tool(["cp", "-a", str(template), str(self.data_dir)], "cp")
+        if self._private_first:
+            self._listen_tcp = False  # the Unix socket only, while the template's password is in force
+            self.start()
+            self._set_password()
+            self.stop()
+            self._listen_tcp = True
+            self.start()
+            return self
         self.start()
         self._set_password()
         return self
@@ -196,7 +234,7 @@ class EmbeddedPostgres(PostgresServer):
 
     def _server_options(self) -> str:
         options = {
-            "listen_addresses": "127.0.0.1",
+            "listen_addresses": "127.0.0.1" if self._listen_tcp else "",
             "port": str(self.port),
             "unix_socket_directories": str(self.socket_dir),
             "max_connections": "200",
@@ -251,7 +289,7 @@ class EmbeddedPostgres(PostgresServer):
         with contextlib.suppress(FileNotFoundError), open(self.log_file, "rb") as handle:
             handle.seek(self._log_start)  # this start's lines only: an earlier stop logged "shut down"
             log = handle.read().decode(errors="replace")
-        if "FATAL:" in log or "database system is shut down" in log:
+        if postmaster_failed(log):
             raise EmbeddedServerError(f"PostgreSQL did not start:\n{log[-4000:]}")
         return False
 
