@@ -1,4 +1,4 @@
-# The pgship image: the `pgship` command (migrate, serve, deploy...) plus the release's migrations.
+# The pgship image: the `pgship` command (migrate, serve, deploy...; installed as pgship[serve]) plus the release's migrations.
 #
 # BASE is any Debian-based image with Python 3.11 and the venv module:
 #   - python:3.11-slim (default; CI and machines that reach a registry);
@@ -16,11 +16,12 @@ LABEL pgship.stage=build
 COPY . /src
 RUN python3 -m venv /opt/pgship \
     && if [ -n "$WHEELHOUSE" ]; then \
-         /opt/pgship/bin/pip install --no-cache-dir --no-index --find-links "/src/$WHEELHOUSE" pgship; \
+         /opt/pgship/bin/pip install --no-cache-dir --no-index --find-links "/src/$WHEELHOUSE" 'pgship[serve]'; \
        else \
-         /opt/pgship/bin/pip install --no-cache-dir /src; \
+         /opt/pgship/bin/pip install --no-cache-dir '/src[serve]'; \
        fi \
-    && /opt/pgship/bin/pgship --help >/dev/null
+    && /opt/pgship/bin/pgship --help >/dev/null \
+    && /opt/pgship/bin/python -c "import starlette, uvicorn, httpx"
 
 FROM ${BASE}
 ENV PATH=/opt/pgship/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

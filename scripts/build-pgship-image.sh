@@ -43,7 +43,7 @@ fi
 wheelhouse=build/wheelhouse
 rm -rf "${here:?}/$wheelhouse"
 say "pip wheel -> $wheelhouse (Python $host_python)"
-"$python" -m pip wheel --quiet --wheel-dir "$here/$wheelhouse" "$here"
+"$python" -m pip wheel --quiet --wheel-dir "$here/$wheelhouse" "$here[serve]"  # the image serves health too
 
 say "docker build -> $tag (FROM $base)"
 # The classic builder: Debian's engine has no buildx, and FROM a local image needs no registry.
