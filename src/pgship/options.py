@@ -81,6 +81,18 @@ def run_options_from(args: argparse.Namespace) -> RunOptions:
     )
 
 
+def version_text(text: str) -> str:
+    """An argparse type for ``--target``: a version pgship can read, checked before anything connects
+    (exit 2); the text is kept as given and parsed again by :func:`target_version`."""
+    from pgship.migrations import Version
+
+    try:
+        Version.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None  # the message names the text
+    return text
+
+
 def target_version(args: argparse.Namespace) -> Version | None:
     """``--target``, parsed; a version pgship cannot read is a usage error (exit 2)."""
     from pgship.errors import UsageError

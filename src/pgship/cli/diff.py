@@ -9,6 +9,7 @@ from pgship.cli.context import Context
 from pgship.cli.options import replay_arguments, wait_option
 from pgship.cli.render import render_diff
 from pgship.errors import ExitCode, PgshipError, UsageError
+from pgship.options import version_text
 
 DESCRIPTION = (
     "Replay the migrations on an empty throwaway database (as verify --replay), read both\n"
@@ -21,7 +22,10 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--target", metavar="VERSION", help="replay only up to this version (compare with an older release)"
+        "--target",
+        metavar="VERSION",
+        type=version_text,
+        help="replay only up to this version (compare with an older release)",
     )
     replay_arguments(parser, implies_replay=False)
     wait_option(parser)

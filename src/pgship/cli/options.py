@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from pgship import config
-from pgship.options import major_version, retry_count, timeout_seconds, wait_seconds
+from pgship.options import major_version, retry_count, timeout_seconds, version_text, wait_seconds
 
 
 def global_options(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +73,9 @@ def wait_option(parser: argparse.ArgumentParser, default: float = 0.0) -> None:
 
 def plan_options(parser: argparse.ArgumentParser) -> None:
     """Which pending migrations a run takes (migrate, plan, deploy)."""
-    parser.add_argument("--target", metavar="VERSION", help="apply only up to this version (inclusive)")
+    parser.add_argument(
+        "--target", metavar="VERSION", type=version_text, help="apply only up to this version (inclusive)"
+    )
     parser.add_argument(
         "--allow-out-of-order",
         action="store_true",
