@@ -134,9 +134,19 @@ NEXT_MIGRATION = (
 
 
 def drop_role(world: Any, role: str) -> None:
-    """Drop a scenario's role: its objects in the scenario's database first, if that still exists."""
+    """Drop a scenario's role: its objects in the scenario's database first, if that still exists.
+
+    A backend that served pgship can still be exiting after its client closed, dropping the
+    temporary objects its session made (some owned by the role): wait until no session is left on
+    the scenario's database, so that DROP OWNED sees everything the role still owns.
+    """
     import psycopg
 
+    with psycopg.connect(world.server.admin_url, autocommit=True) as conn:
+        others = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        deadline = time.monotonic() + 30
+        while conn.execute(others, (world.database_name,)).fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.02)
     with contextlib.suppress(psycopg.OperationalError):  # the database is dropped already
         world.query(f"DROP OWNED BY {role}")
     with psycopg.connect(world.server.admin_url, autocommit=True) as conn:
