@@ -28,6 +28,7 @@ from pgship.database import one_row
 from pgship.errors import MigrationFailed
 from pgship.events import Event, EventKind, EventSink
 from pgship.interrupts import signalled
+from pgship.lease import LEASE_LOST_SQLSTATE
 
 if TYPE_CHECKING:
     import psycopg
@@ -190,11 +191,7 @@ class Applier:
         tail, after_commit = self._run_constants()
         lease_check = self.lease.check_statement() if self.lease is not None else None
         guard_sql = guard.guard_sql(
-            self._lock_held_sql(),
-            rows,
-            tracking.others_sum_sql(self.table, own),
-            own,
-            first=f"SET LOCAL ROLE NONE; {record}; ",
+            self._lock_held_sql(), rows, tracking.others_sum_sql(self.table, own), own
         )
         readback = tracking.readback_query(self.table, own, rows.oid)
         counts = guard.counts_at_begin(rows.oid)
@@ -212,8 +209,11 @@ class Applier:
             first = len(statements)
             statements.extend(statement.text for statement in script.statements)
             statements.extend(tail)
+            lease_at = len(statements) if lease_check is not None else None
             if lease_check is not None:
                 statements.append(lease_check)
+            statements.append("SET LOCAL ROLE NONE")
+            statements.append(record)
             guard_at = len(statements)
             statements.append(guard_sql)
             statements.append("COMMIT")
@@ -254,8 +254,13 @@ class Applier:
                 time.sleep(self.options.retry_pause_s)
                 lock_timeout *= 2
                 continue
-            if exc.sqlstate in (guard.LOCK_RELEASED, guard.TRACKING_CHANGED):
-                raise self._guard_failure(migration, exc.sqlstate, partial=False) from None
+            check = None  # only the runner's own statements can fail a check, not the file's
+            if outcome.failed_at == guard_at:
+                check = guard.failed_check(exc.sqlstate, failures.server_error(exc).primary)
+            elif outcome.failed_at == lease_at and exc.sqlstate == LEASE_LOST_SQLSTATE:
+                check = guard.LOCK_RELEASED
+            if check is not None:
+                raise self._guard_failure(migration, check, partial=False) from None
             # the statements, the row and the guard all answered: the failure came with COMMIT (a
             # deferred constraint, or the connection lost while committing: then the outcome is unknown)
             committing = current is None and completed > guard_at

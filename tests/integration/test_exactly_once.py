@@ -110,6 +110,26 @@ def test_a_released_lock_never_lets_a_waiting_deploy_run_a_migration_twice(datab
     assert runs(database_url) == [] and applied_versions(database_url) == ["001"]
 
 
+IMPERSONATIONS = {
+    "guard_sqlstate": "DO $$ BEGIN RAISE EXCEPTION 'no' USING ERRCODE = 'PGL01'; END $$;",
+    "guard_message": "SELECT 'pgship: the migration released the migration lock'::int;",
+}
+
+
+@pytest.mark.parametrize("statement", IMPERSONATIONS.values(), ids=IMPERSONATIONS.keys())
+def test_a_migration_failing_like_the_guard_is_reported_as_its_own_failure(
+    cli, database_url, migrations, statement
+):
+    """Only the guard's own statement can report a released lock: a file's error is the file's."""
+    migrations.write("001_runs.sql", RUNS)
+    migrations.write("002_mimic.sql", f"INSERT INTO runs VALUES ('002');\n{statement}\n")
+    result = migrate(cli, database_url, migrations)
+    assert result.code == 1, result.output
+    assert "002_mimic.sql:2" in result.stderr, result.stderr  # the file's own line is named
+    assert "released the migration lock (pg_advisory_unlock" not in result.stderr
+    assert applied_versions(database_url) == ["001"] and runs(database_url) == []
+
+
 def test_discard_all_in_a_no_transaction_file_stops_the_run(cli, database_url, migrations):
     migrations.write("001_runs.sql", RUNS)
     migrations.write(

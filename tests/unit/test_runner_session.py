@@ -72,31 +72,31 @@ def test_the_guard_checks_this_sessions_lock_by_key_and_the_other_rows_hash_sum(
     table = TrackingTable("schema_migrations", "public")
     key = table.lock_key
     held = guard.lock_held_sql(key)
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
-    assert f"classid = '{unsigned >> 32}'::oid" in held and f"objid = '{unsigned & 0xFFFFFFFF}'::oid" in held
-    assert "pg_backend_pid()" in held
+    assert f"pg_try_advisory_xact_lock('{key}'::pg_catalog.int8)" in held  # checked against a server in
+    assert f"pg_advisory_unlock('{key}'::pg_catalog.int8)" in held  # tests/unit/test_guard_lock.py
     assert guard.lock_held_sql(None) == "TRUE"  # a lease run: the lease check runs beside the guard
     rows = KnownRows(oid=16384, filenode=16390)
     rows.replace((), [("001", 5), ("002", 7)])
     own = ("003", "3")
     text = guard.guard_sql(held, rows, others_sum_sql(table, own), own)
-    assert text.startswith("DO $pgship_guard$") and text.endswith("END $pgship_guard$")
-    assert f"ERRCODE = '{guard.LOCK_RELEASED}'" in text and f"ERRCODE = '{guard.TRACKING_CHANGED}'" in text
-    assert "IS DISTINCT FROM 12 THEN" in text  # the sum of the other rows' hashes the run knows
+    assert text.startswith("SELECT ") and "DO $" not in text  # plain SQL: nothing to compile per migration
+    messages = guard.MESSAGES
+    assert text.index(messages[guard.LOCK_RELEASED]) < text.index(messages[guard.TRACKING_CHANGED])
+    assert "IS NOT DISTINCT FROM 12 END" in text  # the sum of the other rows' hashes the run knows
     assert "NOT IN ('003', '3')" in text
     assert "'16390'::oid" in text  # the table's file: a TRUNCATE or rewrite takes the slow path
     assert guard.GUARD_SETTING in guard.counts_at_begin_sql(16384)
+    lease_run = guard.guard_sql("TRUE", rows, others_sum_sql(table, own), own)
+    assert guard.MESSAGES[guard.LOCK_RELEASED] not in lease_run
 
 
-def test_the_guard_can_run_the_tracking_row_first_and_no_value_can_end_its_quoting():
-    table = TrackingTable("schema_migrations", "public")
-    rows = KnownRows(oid=1, filenode=2)
-    record = "INSERT INTO t VALUES ('$pgship_guard$ END; DROP TABLE x; --')"
-    text = guard.guard_sql("TRUE", rows, others_sum_sql(table, ("1",)), ("1",), first=f"{record}; ")
-    assert text.startswith("DO $pgship_guard_1$ BEGIN INSERT INTO t") and text.endswith(
-        "END $pgship_guard_1$"
-    )
-    assert guard.dollar_quoted("x", "q") == "$q$x$q$"
+def test_a_failed_check_is_read_back_from_the_servers_answer_and_nothing_else_is():
+    for code, text in guard.MESSAGES.items():
+        answer = f'invalid input syntax for type integer: "{text}"'
+        assert guard.failed_check("22P02", answer) == code
+        assert guard.failed_check("57014", answer) is None  # a timeout is not a failed check
+    assert guard.failed_check("22P02", 'invalid input syntax for type integer: "abc"') is None
+    assert guard.failed_check(None, "") is None
 
 
 def test_the_read_back_after_commit_is_one_statement_with_the_tables_file_first():
