@@ -29,6 +29,8 @@ from pgship.errors import MigrationFailed
 from pgship.events import Event, EventKind, EventSink
 from pgship.interrupts import signalled
 from pgship.lease import LEASE_LOST_SQLSTATE
+from pgship.pipeline import Prepared
+from pgship.prepared import DROPPED, OwnStatements
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,6 +51,17 @@ class RunOptions:
     retry_pause_s: float = 1.0  # pause before a retry, so queued production queries drain
     statement_timeout_s: float | None = None
     applied_by: str | None = None  # recorded with each migration; default "<os user>@<host>"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One migration's round trip and where in it the file's statements start and the checks are."""
+
+    statements: list[str | Prepared]
+    first: int  # the index of the file's first statement
+    guard_at: int
+    lease_at: int | None  # the lease check, through a transaction pooler
+    commit_at: int
 
 
 @dataclass(slots=True)
@@ -96,6 +109,9 @@ class Applier:
         self._encoding = conn.info.encoding
         self._lock_held: str | None = None  # composed once per run
         self._constants: tuple[list[str], list[str]] | None = None
+        # the runner's own statements, prepared once (pgship.prepared); None: not yet, or dropped
+        self._own: OwnStatements | None = None
+        self._prepare = lease is None  # never through a transaction pooler; off if preparing fails
         conn.add_notice_handler(self._on_notice)
 
     def _on_notice(self, diag: Any) -> None:
@@ -114,6 +130,7 @@ class Applier:
     def reset_session(self) -> None:
         defaults = self.session_defaults()
         if defaults:
+            self._own = None  # DEALLOCATE ALL is part of it: prepare afresh before the next migration
             self.conn.execute("; ".join(defaults))
 
     def apply(self, migration: MigrationFile, script: Script, applied_by: str) -> AppliedRecord:
@@ -144,18 +161,39 @@ class Applier:
     def _run_constants(self) -> tuple[list[str], list[str]]:
         """The statements that are the same for every migration of the run: composed once.
 
-        Before the guard: the runner's own identity and timeout (``SET LOCAL ROLE NONE`` and the row
-        run inside the guard's ``DO`` block); after COMMIT: the clean-session reset.
+        Before the tracking row: the runner's own identity and timeout; after COMMIT: the
+        clean-session reset.
         """
         if self._constants is None:
             pooled = self.lease is not None
             tail = [
                 *(session.pooled_cleanup() if pooled else ()),
-                session.own_statement_timeout(self.options.statement_timeout_s),
+                # at session level on a direct connection: the reset and read-back after COMMIT run
+                # under it too, not under a statement_timeout the migration SET
+                session.own_statement_timeout(self.options.statement_timeout_s, local=pooled),
                 "SET LOCAL SESSION AUTHORIZATION DEFAULT",
             ]
             self._constants = (tail, [] if pooled else session.reset_after_commit(self._server_version))
         return self._constants
+
+    def _own_statements(self, rows: KnownRows) -> OwnStatements | None:
+        """The runner's statements prepared for this run and table (None: send them as texts)."""
+        if not self._prepare:
+            return None
+        if self._own is None or self._own.oid != rows.oid:
+            own = OwnStatements(
+                self.table,
+                self.conn,
+                oid=rows.oid,
+                lock_held=self._lock_held_sql(),
+                statement_timeout_s=self.options.statement_timeout_s,
+                encoding=self._encoding,
+            )
+            if pipeline.prepare(self.conn, own.texts, self._encoding).error is not None:
+                self._prepare = False  # whatever the reason, the texts still work
+                return None
+            self._own = own
+        return self._own
 
     # -- in a transaction --------------------------------------------------------------
     def _apply_in_transaction(
@@ -165,78 +203,47 @@ class Applier:
 
         Each of the file's statements is its own protocol message (:mod:`pgship.pipeline`), so the
         server says which one failed (the index of the error's result) and ``pg_stat_activity``
-        shows the one running. The runner's own statements are folded into as few messages as keep
-        their meaning: the settings in one ``SELECT``, the tracking row inside the guard's ``DO``
-        block, the clean-session reset in two statements after COMMIT
-        (:func:`pgship.session.reset_after_commit`), the read-back in one. The server times the
-        migration (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before
-        the statements have run. The row is written as the runner's own identity, whatever role the
-        migration switched to; the guard rolls the migration back if it released the lock or touched
-        other versions' rows. After COMMIT the same round trip resets the session and reads back the
-        new row, so the next guard knows what to expect.
+        shows the one running. The runner's own statements are few and cheap: the settings in one
+        ``SELECT``, then the role and timeout, the tracking row, the guard, and after COMMIT the
+        clean-session reset in two statements (:func:`pgship.session.reset_after_commit`) and the
+        read-back in one. The settings, row, guard and read-back are prepared once per run
+        (:mod:`pgship.prepared`). The server times the migration (``transaction_timestamp()`` is
+        the BEGIN), because the tracking row is sent before the statements have run. The row is
+        written as the runner's own identity, whatever role the migration switched to; the guard
+        rolls the migration back if it released the lock or touched other versions' rows. After
+        COMMIT the same round trip resets the session and reads back the new row, so the next
+        guard knows what to expect.
         """
         from psycopg import errors as pgerrors
 
-        if self._record is None:
-            self._record = tracking.RecordTemplate(self.table, self.conn)
-        record = self._record.render(
-            version=migration.version.text,
-            name=migration.name,
-            checksum=migration.checksum,
-            applied_by=applied_by,
-        )
         own = tracking.version_spellings(migration.version.text)
         rows = self._tracking_rows()
-        pooled = self.lease is not None
-        tail, after_commit = self._run_constants()
-        lease_check = self.lease.check_statement() if self.lease is not None else None
-        guard_sql = guard.guard_sql(
-            self._lock_held_sql(), rows, tracking.others_sum_sql(self.table, own), own
-        )
-        readback = tracking.readback_query(self.table, own, rows.oid)
-        counts = guard.counts_at_begin(rows.oid)
+        prepared = self._own_statements(rows)
         lock_timeout = self.options.lock_timeout_s
         attempts = self.options.lock_retries + 1
-        encoding = self._encoding
-        for attempt in range(1, attempts + 1):
-            statements = session.begin(
-                lock_timeout,
-                self.options.statement_timeout_s,
-                pooled=pooled,
-                server_version=self._server_version,
-                also=counts,  # the tracking table's write counters as it starts (guard)
-            )
-            first = len(statements)
-            statements.extend(statement.text for statement in script.statements)
-            statements.extend(tail)
-            lease_at = len(statements) if lease_check is not None else None
-            if lease_check is not None:
-                statements.append(lease_check)
-            statements.append("SET LOCAL ROLE NONE")
-            statements.append(record)
-            guard_at = len(statements)
-            statements.append(guard_sql)
-            statements.append("COMMIT")
-            statements.extend(after_commit)
-            statements.append(readback)
+        attempt = 1
+        while True:
+            batch = self._batch(migration, script, applied_by, own, rows, prepared, lock_timeout)
+            statements, first, guard_at = batch.statements, batch.first, batch.guard_at
             if self._messages is not None:
                 self._messages.clear()  # a retried attempt reports only its own messages
             started = time.perf_counter()
-            outcome = pipeline.run(self.conn, statements, encoding)
+            outcome = pipeline.run(self.conn, statements, self._encoding)
             elapsed = ms_since(started)
             exc = outcome.error
             if exc is None:
-                (filenode, _), *found = outcome.rows(len(statements) - 1, encoding)
-                rows.replace(own, [(version, int(value or 0)) for value, version in found])
-                rows.filenode = int(filenode) if filenode is not None else None
-                return AppliedRecord(
-                    str(migration.version), migration.name, migration.filename, elapsed, attempt
-                )
+                return self._applied(migration, outcome, len(statements) - 1, own, rows, elapsed, attempt)
             # the file's statement that failed (or was running when the connection was lost), if any
             completed = outcome.completed
             position = completed - first
             current = script.statements[position] if 0 <= position < len(script.statements) else None
             self._rollback()
+            last_of_file = first + len(script.statements) - 1
+            if prepared is not None and exc.sqlstate == DROPPED and (outcome.failed_at or 0) > last_of_file:
+                # the migration dropped the runner's prepared statements (DEALLOCATE ALL): it was
+                # rolled back; apply it again with the texts, and prepare afresh for the next one
+                self._own = prepared = None
+                continue
             if isinstance(exc, pgerrors.LockNotAvailable):
                 if attempt == attempts:
                     raise failures.lock_failure(
@@ -253,21 +260,98 @@ class Applier:
                 )
                 time.sleep(self.options.retry_pause_s)
                 lock_timeout *= 2
+                attempt += 1
                 continue
             check = None  # only the runner's own statements can fail a check, not the file's
             if outcome.failed_at == guard_at:
                 check = guard.failed_check(exc.sqlstate, failures.server_error(exc).primary)
-            elif outcome.failed_at == lease_at and exc.sqlstate == LEASE_LOST_SQLSTATE:
+            elif outcome.failed_at == batch.lease_at and exc.sqlstate == LEASE_LOST_SQLSTATE:
                 check = guard.LOCK_RELEASED
             if check is not None:
                 raise self._guard_failure(migration, check, partial=False) from None
+            if completed > batch.commit_at and not self._lost():
+                # committed with its row; what failed is the reset or read-back after it
+                raise self._failure(migration, script, None, exc, partial=False, after_commit=True) from None
             # the statements, the row and the guard all answered: the failure came with COMMIT (a
             # deferred constraint, or the connection lost while committing: then the outcome is unknown)
             committing = current is None and completed > guard_at
             raise self._failure(
                 migration, script, current, exc, partial=False, at_commit=committing
             ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _batch(
+        self,
+        migration: MigrationFile,
+        script: Script,
+        applied_by: str,
+        own: tuple[str, str],
+        rows: KnownRows,
+        prepared: OwnStatements | None,
+        lock_timeout: float,
+    ) -> Batch:
+        """One attempt's round trip, prepared statements or texts (through a pooler, or as a fallback)."""
+        tail, after_commit = self._run_constants()
+        pooled = self.lease is not None
+        if prepared is not None:
+            begin: list[str | Prepared] = ["BEGIN", prepared.begin(lock_timeout)]
+            record: str | Prepared = prepared.record(
+                version=migration.version.text,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_by=applied_by,
+            )
+            check: str | Prepared = prepared.guard(own, rows)
+            readback: str | Prepared = prepared.readback(own)
+        else:
+            begin = [
+                *session.begin(
+                    lock_timeout,
+                    self.options.statement_timeout_s,
+                    pooled=pooled,
+                    server_version=self._server_version,
+                    also=guard.counts_at_begin(rows.oid),  # the tracking table's write counters (guard)
+                )
+            ]
+            if self._record is None:
+                self._record = tracking.RecordTemplate(self.table, self.conn)
+            record = self._record.render(
+                version=migration.version.text,
+                name=migration.name,
+                checksum=migration.checksum,
+                applied_by=applied_by,
+            )
+            check = guard.guard_for(
+                self._lock_held_sql(), rows, tracking.others_sum_sql(self.table, own), own
+            )
+            readback = tracking.readback_query(self.table, own, rows.oid)
+        statements: list[str | Prepared] = [*begin, *(s.text for s in script.statements), *tail]
+        lease_at = None
+        if self.lease is not None:
+            lease_at = len(statements)
+            statements.append(self.lease.check_statement())
+        statements.extend(("SET LOCAL ROLE NONE", record))
+        guard_at = len(statements)
+        statements.extend((check, "COMMIT", *after_commit, readback))
+        return Batch(statements, len(begin), guard_at, lease_at, guard_at + 1)
+
+    def _applied(
+        self,
+        migration: MigrationFile,
+        outcome: pipeline.Outcome,
+        readback_at: int,
+        own: tuple[str, str],
+        rows: KnownRows,
+        elapsed: int,
+        attempt: int,
+    ) -> AppliedRecord:
+        """What the read-back says after COMMIT: the new row's hash, the table's file, and whether the
+        migration left prepared statements of its own (SQL's ``PREPARE``) to deallocate."""
+        (filenode, left_prepared), *found = outcome.rows(readback_at, self._encoding)
+        rows.replace(own, [(version, int(value or 0)) for value, version in found])
+        rows.filenode = int(filenode) if filenode is not None else None
+        if self.lease is None and left_prepared not in (None, "0"):
+            self.conn.execute(session.deallocate_from_sql())
+        return AppliedRecord(str(migration.version), migration.name, migration.filename, elapsed, attempt)
 
     # -- without a transaction ---------------------------------------------------------
     def _apply_without_transaction(
@@ -403,6 +487,7 @@ class Applier:
         *,
         partial: bool,
         at_commit: bool = False,
+        after_commit: bool = False,
     ) -> MigrationFailed:
         error = failures.server_error(exc)
         lost = self._lost()
@@ -418,6 +503,7 @@ class Applier:
             error,
             partial=partial,
             at_commit=at_commit,
+            after_commit=after_commit,
             lost=lost,
             invalid_indexes=invalid,
             missing_objects=missing,

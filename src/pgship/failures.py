@@ -73,12 +73,14 @@ def failure(
     *,
     partial: bool,
     at_commit: bool = False,
+    after_commit: bool = False,
     lost: bool = False,
     invalid_indexes: list[str] | None = None,
     missing_objects: list[str] | None = None,
 ) -> MigrationFailed:
     """A statement (or the COMMIT) failed. ``lost``: the connection is gone. ``partial``: a no-transaction
-    file, whose earlier statements stay applied. ``invalid_indexes``: INVALID indexes in the database
+    file, whose earlier statements stay applied. ``after_commit``: the migration committed with its row;
+    the runner's own statements after it failed. ``invalid_indexes``: INVALID indexes in the database
     (asked for a partial failure). ``missing_objects``: what the file creates that does not exist, when
     :func:`wants_clash_check` (None: it could not be told)."""
     line = statement.line if statement else None
@@ -120,6 +122,14 @@ def failure(
             )
         return MigrationFailed(details, message=message, hint=hint)
     state = f" [SQLSTATE {error.sqlstate}]" if error.sqlstate else ""
+    if after_commit:
+        return MigrationFailed(
+            details,
+            message=f"{migration.filename}: applied and recorded, but resetting the session after it "
+            f"failed: {error.primary}{state}",
+            hint="The migration is applied (`pgship status` lists it); the run stopped before the next "
+            "one. Run `pgship migrate` again to continue.",
+        )
     if at_commit:
         message = f"{migration.filename}: failed at COMMIT: {error.primary}{state}"
     else:

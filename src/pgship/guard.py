@@ -93,23 +93,30 @@ def _unless(condition: str, code: str) -> str:
     return f"(CASE WHEN {condition} THEN '0' ELSE '{MESSAGES[code]}' END)::pg_catalog.int4"
 
 
-def guard_sql(lock_held: str, rows: KnownRows, others_sum: str, own: tuple[str, ...]) -> str:
-    """The guard: ``lock_held`` (:func:`lock_held_sql`) is true, and only ``own`` rows changed.
+def guard_sql(lock_held: str, oid: int, filenode: str, others_sum: str, expected: str) -> str:
+    """The guard: ``lock_held`` (:func:`lock_held_sql`) is true, and only the migration's own rows of
+    the tracking table (oid ``oid``) changed.
 
     The tracking table check is O(1) when the transaction's only write to the table was our row (the
-    server's per-transaction counters, and the same file: no TRUNCATE or rewrite); otherwise
-    ``others_sum`` (:func:`pgship.history.others_sum_sql`) is computed and compared with what the run
-    knows (``rows``): a ``CASE`` evaluates it only when the fast path fails. The lock is checked first.
+    server's per-transaction counters, and the same file, ``filenode``: no TRUNCATE or rewrite);
+    otherwise ``others_sum`` (:func:`pgship.history.others_sum_sql`) is computed and compared with
+    what the run knows (``expected``): a ``CASE`` evaluates it only when the fast path fails. The lock
+    is checked first. ``filenode`` and ``expected`` are SQL: literals, or parameters of a prepared
+    statement.
     """
-    oid = f"'{rows.oid}'::oid"
     untouched = (
-        f"CASE WHEN (pg_catalog.current_setting('{GUARD_SETTING}', true) = {write_counts_sql(rows.oid, -1)} "
-        f"AND pg_catalog.pg_relation_filenode({oid}) = '{rows.filenode}'::oid) IS TRUE THEN TRUE "
-        f"ELSE {others_sum} IS NOT DISTINCT FROM {rows.expected(own)} END"
+        f"CASE WHEN (pg_catalog.current_setting('{GUARD_SETTING}', true) = {write_counts_sql(oid, -1)} "
+        f"AND pg_catalog.pg_relation_filenode('{oid}'::oid) = {filenode}) IS TRUE THEN TRUE "
+        f"ELSE {others_sum} IS NOT DISTINCT FROM {expected} END"
     )
     checks = [] if lock_held == "TRUE" else [_unless(lock_held, LOCK_RELEASED)]
     checks.append(_unless(untouched, TRACKING_CHANGED))
     return f"SELECT {', '.join(checks)}"
+
+
+def guard_for(lock_held: str, rows: KnownRows, others_sum: str, own: tuple[str, ...]) -> str:
+    """:func:`guard_sql` with what the run knows (``rows``) as literals."""
+    return guard_sql(lock_held, rows.oid, f"'{rows.filenode}'::oid", others_sum, str(rows.expected(own)))
 
 
 def failed_check(sqlstate: str | None, message: str) -> str | None:

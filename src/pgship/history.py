@@ -410,19 +410,26 @@ def row_hashes_query(table: TrackingTable, versions: tuple[str, ...] | None = No
     return f"{_row_hashes_text(table)} WHERE t.version::text IN ({_literals(versions)})"
 
 
-def readback_query(table: TrackingTable, versions: tuple[str, ...], oid: int) -> str:
+def readback_query(table: TrackingTable, versions: tuple[str, ...] | str, oid: int) -> str:
     """What a run reads back after a migration's COMMIT, in one statement: first ``(<the table's
-    file>, NULL)``, then ``(hash, version)`` for each row of ``versions``."""
+    file>, <how many prepared statements SQL's PREPARE left in the session>)``, then ``(hash,
+    version)`` for each row of ``versions`` (literals, or an SQL list such as ``$1, $2``)."""
     return (
-        f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8, NULL "
-        f"UNION ALL {_hashes_versions_text(table)} WHERE t.version::text IN ({_literals(versions)})"
+        f"SELECT pg_catalog.pg_relation_filenode('{oid}'::oid)::pg_catalog.int8, "
+        "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)::text "
+        f"UNION ALL {_hashes_versions_text(table)} WHERE t.version::text IN ({_in_list(versions)})"
     )
 
 
-def others_sum_sql(table: TrackingTable, versions: tuple[str, ...]) -> str:
-    """An expression: the sum of the hashes of every row *not* of ``versions`` (a numeric)."""
+def others_sum_sql(table: TrackingTable, versions: tuple[str, ...] | str) -> str:
+    """An expression: the sum of the hashes of every row *not* of ``versions`` (a numeric); ``versions``
+    are literals, or an SQL list such as ``$1, $2``."""
     before, after = _others_sum_text(table)
-    return f"{before}{_literals(versions)}{after}"
+    return f"{before}{_in_list(versions)}{after}"
+
+
+def _in_list(versions: tuple[str, ...] | str) -> str:
+    return versions if isinstance(versions, str) else _literals(versions)
 
 
 # Composed once per table with psycopg's sql module (quoting the table's name), then filled with
@@ -471,7 +478,7 @@ def _literals(values: tuple[str, ...]) -> str:
 
 def version_spellings(version: str) -> tuple[str, str]:
     """The texts a version's row may hold: as written (``003``) and plain (``3``, a legacy integer column)."""
-    return (version, _plain(version))
+    return (version, plain_version(version))
 
 
 def record_statement(
@@ -497,12 +504,18 @@ def record_statement(
         "applied_by": sql.Literal(applied_by),
         "applied_at": sql.SQL("now()"),
     }
-    return _upsert(table, values, sql.Literal(version), sql.Literal(_plain(version)))
+    return _upsert(table, values, sql.Literal(version), sql.Literal(plain_version(version)))
 
 
 def _upsert(
-    table: TrackingTable, values: Mapping[str, sql.Composable], version: sql.Composable, plain: sql.Composable
+    table: TrackingTable,
+    values: Mapping[str, sql.Composable],
+    version: sql.Composable,
+    plain: sql.Composable,
+    inserted: sql.Composable | None = None,
 ) -> sql.Composed:
+    """``inserted``: the version as the new row's value, when it is not ``version`` (a parameter of its
+    own, so the server gives it the column's type, while ``version`` is compared as text)."""
     from psycopg import sql
 
     assignments = sql.SQL(", ").join(
@@ -512,11 +525,12 @@ def _upsert(
     return sql.SQL(
         "WITH updated AS (UPDATE {table} SET {assignments} WHERE version::text IN ({version}, {plain}) "
         "RETURNING 1) "
-        "INSERT INTO {table} ({columns}) SELECT {version}, {values} WHERE NOT EXISTS (SELECT 1 FROM updated)"
+        "INSERT INTO {table} ({columns}) SELECT {inserted}, {values} WHERE NOT EXISTS (SELECT 1 FROM updated)"
     ).format(
         table=table.identifier(),
         assignments=assignments,
         version=version,
+        inserted=version if inserted is None else inserted,
         plain=plain,
         columns=columns,
         values=sql.SQL(", ").join(values.values()),
@@ -554,12 +568,28 @@ class RecordTemplate:
     def render(self, *, version: str, name: str, checksum: str | None, applied_by: str) -> str:
         literals = {
             "version": _quote(version),
-            "plain": _quote(_plain(version)),
+            "plain": _quote(plain_version(version)),
             "name": _quote(name),
             "checksum": _quote(checksum),
             "applied_by": _quote(applied_by),
         }
         return _MARKER.sub(lambda match: literals[match[1]], self._text)  # one pass: values never rescanned
+
+
+def prepared_record_sql(table: TrackingTable, conn: psycopg.Connection) -> str:
+    """:class:`RecordTemplate`'s statement with parameters, for a statement prepared once per run:
+    ``$1`` and ``$2`` the version's spellings (compared as text), ``$3`` name, ``$4`` checksum,
+    ``$5`` applied_by, ``$6`` the version as the new row's value."""
+    from psycopg import sql
+
+    values = {
+        "name": sql.SQL("$3"),
+        "checksum": sql.SQL("$4"),
+        "execution_ms": sql.SQL(SERVER_TIMED_MS),
+        "applied_by": sql.SQL("$5"),
+        "applied_at": sql.SQL("now()"),
+    }
+    return _upsert(table, values, sql.SQL("$1"), sql.SQL("$2"), sql.SQL("$6")).as_string(conn)
 
 
 def _quote(value: str | None) -> str:
@@ -569,7 +599,8 @@ def _quote(value: str | None) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _plain(version: str) -> str:
+def plain_version(version: str) -> str:
+    """The version as a legacy integer column holds it: ``003`` is ``3``."""
     return ".".join(str(int(part)) for part in version.split("."))
 
 

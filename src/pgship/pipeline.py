@@ -1,5 +1,6 @@
 """Statements pipelined on the connection's libpq handle: one round trip, one protocol message per
-statement, and the results kept in order.
+statement, and the results kept in order. A statement is a text, or one prepared by :func:`prepare`
+and run by name with its values (:class:`Prepared`).
 
 On the wire this is what ``with conn.pipeline(): conn.execute(...)`` sends (each statement an
 extended-protocol message without parameters, then one Sync), so the server runs them identically
@@ -15,7 +16,7 @@ arrived before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg.abc import PQGen
     from psycopg.pq.abc import PGconn, PGresult
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement prepared by :func:`prepare`, run by name with ``params`` (text, or None for NULL)."""
+
+    name: bytes
+    params: tuple[bytes | None, ...]
 
 
 @dataclass
@@ -57,12 +66,30 @@ class Outcome:
             yield tuple(None if value is None else bytes(value).decode(encoding) for value in values)
 
 
-def run(conn: psycopg.Connection, statements: list[str], encoding: str) -> Outcome:
-    """Pipeline ``statements`` (no parameters) and a Sync; return every result, errors included.
+def run(conn: psycopg.Connection, statements: Sequence[str | Prepared], encoding: str) -> Outcome:
+    """Pipeline ``statements`` (texts without parameters, or :class:`Prepared`) and a Sync; return
+    every result, errors included.
 
     A server error or a lost connection is returned, not raised; a stop signal (KeyboardInterrupt)
     propagates once psycopg has cancelled what runs.
     """
+    commands = [s.encode(encoding) if isinstance(s, str) else s for s in statements]
+    return _run(conn, commands, encoding)
+
+
+def prepare(conn: psycopg.Connection, statements: Mapping[str, str], encoding: str) -> Outcome:
+    """Prepare each of ``statements`` (name: text) as a named statement, in one round trip."""
+    commands = [_Parse(name.encode(encoding), text.encode(encoding)) for name, text in statements.items()]
+    return _run(conn, commands, encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parse:
+    name: bytes
+    text: bytes
+
+
+def _run(conn: psycopg.Connection, commands: Sequence[bytes | Prepared | _Parse], encoding: str) -> Outcome:
     import psycopg
     from psycopg import errors, pq
 
@@ -71,7 +98,6 @@ def run(conn: psycopg.Connection, statements: list[str], encoding: str) -> Outco
         pgconn = conn.pgconn
         if conn.closed or conn.broken:
             return Outcome(results, psycopg.OperationalError("the connection is closed"))
-        commands = [statement.encode(encoding) for statement in statements]
         pgconn.enter_pipeline_mode()
         try:
             conn.wait(_exchange(pgconn, commands, results))
@@ -87,7 +113,9 @@ def run(conn: psycopg.Connection, statements: list[str], encoding: str) -> Outco
     return Outcome(results)
 
 
-def _exchange(pgconn: PGconn, commands: list[bytes], into: list[PGresult]) -> PQGen[None]:
+def _exchange(
+    pgconn: PGconn, commands: Sequence[bytes | Prepared | _Parse], into: list[PGresult]
+) -> PQGen[None]:
     """Queue the commands and a Sync, then flush while reading, until the Sync's result arrives.
 
     Reading while flushing means a server blocked on writing results never deadlocks us.
@@ -97,7 +125,12 @@ def _exchange(pgconn: PGconn, commands: list[bytes], into: list[PGresult]) -> PQ
     from psycopg.waiting import Ready, Wait
 
     for command in commands:
-        pgconn.send_query_params(command, None)
+        if isinstance(command, bytes):
+            pgconn.send_query_params(command, None)
+        elif isinstance(command, Prepared):
+            pgconn.send_query_prepared(command.name, command.params)
+        else:
+            pgconn.send_prepare(command.name, command.text)
     pgconn.pipeline_sync()
     flushed = pgconn.flush() == 0
     first: PGresult | None = None  # the current statement's result

@@ -37,16 +37,35 @@ def session_defaults(server_version: int) -> list[str]:
     return statements
 
 
+#: Left out of the reset between migrations on a direct connection (:func:`reset_after_commit`):
+#: ``DEALLOCATE ALL`` would drop the runner's own prepared statements (:mod:`pgship.prepared`), so the
+#: statements a migration prepared with SQL's ``PREPARE`` are counted by the read-back and
+#: deallocated one by one (:func:`deallocate_from_sql`); ``DISCARD PLANS`` would throw away their
+#: plans, and a cached plan is rebuilt anyway whenever anything it depends on changes.
+NOT_BETWEEN_MIGRATIONS = ("DEALLOCATE ALL", "DISCARD PLANS")
+
+
 def reset_after_commit(server_version: int) -> list[str]:
     """:func:`session_defaults` as two statements, for the pipeline right after a migration's COMMIT.
 
     ``SET SESSION AUTHORIZATION DEFAULT`` comes first, on its own: the rest then runs as the runner's
     own role, whatever role the migration left the session in, in one ``DO`` block (``CLOSE ALL``
     through ``EXECUTE``: PL/pgSQL has a ``CLOSE`` of its own). One protocol message instead of nine.
+    Without :data:`NOT_BETWEEN_MIGRATIONS`.
     """
     first, *rest = session_defaults(server_version)
-    body = "; ".join(f"EXECUTE '{s}'" if s == "CLOSE ALL" else s for s in rest)
+    kept = [s for s in rest if s not in NOT_BETWEEN_MIGRATIONS]
+    body = "; ".join(f"EXECUTE '{s}'" if s == "CLOSE ALL" else s for s in kept)
     return [first, f"DO $pgship_reset$ BEGIN {body}; END $pgship_reset$"]
+
+
+def deallocate_from_sql() -> str:
+    """Deallocate the prepared statements made with SQL's ``PREPARE`` (a migration's), and no others."""
+    return (
+        "DO $pgship_deallocate$ DECLARE p record; BEGIN FOR p IN SELECT name FROM "
+        "pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE 'DEALLOCATE ' || "
+        "quote_ident(p.name); END LOOP; END $pgship_deallocate$"
+    )
 
 
 def pooled_local_resets(server_version: int) -> list[str]:
@@ -88,9 +107,7 @@ def pooled_cleanup() -> list[str]:
         "DISCARD SEQUENCES",
         "CLOSE ALL",
         "UNLISTEN *",
-        "DO $pgship_deallocate$ DECLARE p record; BEGIN FOR p IN SELECT name FROM "
-        "pg_catalog.pg_prepared_statements WHERE from_sql LOOP EXECUTE 'DEALLOCATE ' || "
-        "quote_ident(p.name); END LOOP; END $pgship_deallocate$",
+        deallocate_from_sql(),
     ]
 
 
@@ -116,15 +133,21 @@ def begin(
     parts = ["BEGIN READ WRITE" if pooled else "BEGIN"]
     if pooled:
         parts.extend(pooled_local_resets(server_version))
-    settings = [f"pg_catalog.set_config('lock_timeout', '{int(lock_timeout_s * 1000)}ms', true)"]
+    parts.append(settings_sql(milliseconds(lock_timeout_s), statement_timeout_s, also=also))
+    return parts
+
+
+def settings_sql(lock_timeout: str, statement_timeout_s: float | None, *, also: str | None = None) -> str:
+    """The ``SELECT`` of :func:`begin`: ``lock_timeout`` is SQL (a literal such as ``'3000ms'``, or
+    ``$1`` in a prepared statement)."""
+    settings = [f"pg_catalog.set_config('lock_timeout', {lock_timeout}, true)"]
     if statement_timeout_s:
         settings.append(
             f"pg_catalog.set_config('statement_timeout', {milliseconds(statement_timeout_s)}, true)"
         )
     if also:
         settings.append(also)
-    parts.append(f"SELECT {', '.join(settings)}")
-    return parts
+    return f"SELECT {', '.join(settings)}"
 
 
 def own_statement_timeout(statement_timeout_s: float | None, *, local: bool = True) -> str:

@@ -347,6 +347,37 @@ def test_a_statement_timeout_set_by_a_migration_does_not_fail_its_bookkeeping(cl
     assert applied_versions(database_url) == ["001", "002", "003"]
 
 
+def test_a_statement_timeout_set_by_a_migration_does_not_cut_the_reset_after_its_commit(
+    cli, database_url, migrations
+):
+    """The reset after COMMIT has real work to do (dropping 300 temporary tables): it runs under
+    pgship's own statement_timeout, not the 1 ms the migration set for the rest of the session."""
+    migrations.write(
+        "001_busy.sql",
+        "DO $$ BEGIN FOR i IN 1..300 LOOP EXECUTE format('CREATE TEMP TABLE scratch%s (id int)', i); "
+        "END LOOP; END $$;\nSET statement_timeout = 1;\n",
+    )
+    migrations.write("002_next.sql", "CREATE TABLE after_busy (id int);\n")
+    result = migrate(cli, database_url, migrations)
+    assert result.code == 0, result.output
+    assert applied_versions(database_url) == ["001", "002"]
+
+
+def test_a_migration_dropping_every_prepared_statement_is_still_applied_exactly_once(
+    cli, database_url, migrations
+):
+    """pgship prepares its own statements once per run; DEALLOCATE ALL in a migration drops them."""
+    migrations.write("001_runs.sql", RUNS)
+    migrations.write("002_deallocate.sql", "INSERT INTO runs VALUES ('002');\nDEALLOCATE ALL;\n")
+    migrations.write("003_next.sql", "INSERT INTO runs VALUES ('003');\nPREPARE mine AS SELECT 1;\n")
+    migrations.write("004_again.sql", "INSERT INTO runs VALUES ('004');\nPREPARE mine AS SELECT 2;\n")
+    result = migrate(cli, database_url, migrations, "--json")
+    assert result.code == 0, result.output
+    assert applied_versions(database_url) == ["001", "002", "003", "004"]
+    assert runs(database_url) == ["002", "003", "004"]  # once each: the first try of 002 rolled back
+    assert [m["attempts"] for m in json.loads(result.stdout)["applied"]] == [1, 1, 1, 1]
+
+
 def test_tracking_tables_in_two_schemas_out_of_reach_are_refused_with_advice(cli, database_url, migrations):
     migrations.write("001_users.sql", "CREATE TABLE IF NOT EXISTS users (id int);\n")
     for schema in ("one", "two"):

@@ -44,12 +44,12 @@ def test_begin_sets_the_migrations_timeouts_locally_in_one_statement():
 def test_the_reset_after_commit_is_the_same_reset_in_two_statements():
     first, block = session.reset_after_commit(160000)
     assert first == "SET SESSION AUTHORIZATION DEFAULT"  # the DO block then runs as the runner's role
-    assert block.startswith("DO $pgship_reset$ BEGIN RESET ALL; DISCARD TEMP; DISCARD PLANS; ")
-    assert (
-        "DEALLOCATE ALL; EXECUTE 'CLOSE ALL'; UNLISTEN *; SET client_connection_check_interval = 1000;"
-        in block
-    )
+    assert block.startswith("DO $pgship_reset$ BEGIN RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; ")
+    assert "EXECUTE 'CLOSE ALL'; UNLISTEN *; SET client_connection_check_interval = 1000;" in block
     assert "unlock" not in block
+    # the runner's prepared statements stay; a migration's own are counted and deallocated one by one
+    assert "DEALLOCATE ALL" not in block and "DISCARD PLANS" not in block
+    assert "WHERE from_sql" in session.deallocate_from_sql()
 
 
 def test_through_a_transaction_pooler_every_reset_is_local_to_the_transaction():
@@ -78,7 +78,7 @@ def test_the_guard_checks_this_sessions_lock_by_key_and_the_other_rows_hash_sum(
     rows = KnownRows(oid=16384, filenode=16390)
     rows.replace((), [("001", 5), ("002", 7)])
     own = ("003", "3")
-    text = guard.guard_sql(held, rows, others_sum_sql(table, own), own)
+    text = guard.guard_for(held, rows, others_sum_sql(table, own), own)
     assert text.startswith("SELECT ") and "DO $" not in text  # plain SQL: nothing to compile per migration
     messages = guard.MESSAGES
     assert text.index(messages[guard.LOCK_RELEASED]) < text.index(messages[guard.TRACKING_CHANGED])
@@ -86,7 +86,7 @@ def test_the_guard_checks_this_sessions_lock_by_key_and_the_other_rows_hash_sum(
     assert "NOT IN ('003', '3')" in text
     assert "'16390'::oid" in text  # the table's file: a TRUNCATE or rewrite takes the slow path
     assert guard.GUARD_SETTING in guard.counts_at_begin_sql(16384)
-    lease_run = guard.guard_sql("TRUE", rows, others_sum_sql(table, own), own)
+    lease_run = guard.guard_for("TRUE", rows, others_sum_sql(table, own), own)
     assert guard.MESSAGES[guard.LOCK_RELEASED] not in lease_run
 
 
@@ -102,10 +102,10 @@ def test_a_failed_check_is_read_back_from_the_servers_answer_and_nothing_else_is
 def test_the_read_back_after_commit_is_one_statement_with_the_tables_file_first():
     table = TrackingTable("schema_migrations", "public")
     text = readback_query(table, ("003", "3"), 16384)
-    assert text.startswith(
-        "SELECT pg_catalog.pg_relation_filenode('16384'::oid)::pg_catalog.int8, NULL UNION ALL"
-    )
+    assert text.startswith("SELECT pg_catalog.pg_relation_filenode('16384'::oid)::pg_catalog.int8, ")
+    assert "pg_prepared_statements WHERE from_sql)::text UNION ALL" in text  # a migration's PREPAREs
     assert text.endswith("WHERE t.version::text IN ('003', '3')")
+    assert readback_query(table, "$1, $2", 16384).endswith("IN ($1, $2)")  # prepared once per run
 
 
 def test_the_tracking_row_is_an_upsert_that_works_without_a_unique_constraint():
