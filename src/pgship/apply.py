@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgship import failures, guard, pipeline, session
@@ -28,9 +28,9 @@ from pgship.database import one_row
 from pgship.errors import MigrationFailed
 from pgship.events import Event, EventKind, EventSink
 from pgship.interrupts import signalled
-from pgship.lease import LEASE_LOST_SQLSTATE
 from pgship.pipeline import Prepared
 from pgship.prepared import DROPPED, OwnStatements
+from pgship.run_model import AppliedRecord, RunOptions, ms_since
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,18 +39,6 @@ if TYPE_CHECKING:
     from pgship.lease import Lease
     from pgship.migrations import MigrationFile
     from pgship.sqlscript import Script, Statement
-
-
-@dataclass
-class RunOptions:
-    """How patient and how careful a run is. Defaults suit a production deploy."""
-
-    lock_wait_s: float = 120.0  # how long to wait for another runner's advisory lock
-    lock_timeout_s: float = 3.0  # first lock_timeout for a migration's statements
-    lock_retries: int = 3  # further attempts after a lock timeout, each with double the timeout
-    retry_pause_s: float = 1.0  # pause before a retry, so queued production queries drain
-    statement_timeout_s: float | None = None
-    applied_by: str | None = None  # recorded with each migration; default "<os user>@<host>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +52,10 @@ class Batch:
     commit_at: int
 
 
-@dataclass(slots=True)
-class AppliedRecord:
-    """A migration this run applied."""
+def lease_lost_sqlstate() -> str:
+    from pgship.lease import LEASE_LOST_SQLSTATE  # imported only through a pooler (secrets, threading)
 
-    version: str
-    name: str
-    file: str
-    execution_ms: int
-    attempts: int = 1
-    messages: list[dict[str, str]] = field(default_factory=list)  # the server's WARNINGs and NOTICEs
-
-
-def ms_since(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+    return LEASE_LOST_SQLSTATE
 
 
 class Applier:
@@ -265,7 +243,7 @@ class Applier:
             check = None  # only the runner's own statements can fail a check, not the file's
             if outcome.failed_at == guard_at:
                 check = guard.failed_check(exc.sqlstate, failures.server_error(exc).primary)
-            elif outcome.failed_at == batch.lease_at and exc.sqlstate == LEASE_LOST_SQLSTATE:
+            elif outcome.failed_at == batch.lease_at and exc.sqlstate == lease_lost_sqlstate():
                 check = guard.LOCK_RELEASED
             if check is not None:
                 raise self._guard_failure(migration, check, partial=False) from None

@@ -32,6 +32,8 @@ DIRECT_URL_ENV = "PGSHIP_DIRECT_URL"
 #: Who is recorded in the tracking table's applied_by (after the database role).
 #: the fleet file `--fleet` reads when given no path (else [tool.pgship.fleet] in pyproject.toml)
 FLEET_FILE = "pgship.fleet.toml"
+#: How long a migration lease lasts through a transaction pooler unless renewed (``--lease-ttl``)
+LEASE_TTL_S = 30.0
 APPLIED_BY_ENV = "PGSHIP_APPLIED_BY"
 #: "1": unexpected errors show their traceback; library log lines are shown (scrubbed).
 DEBUG_ENV = "PGSHIP_DEBUG"
@@ -146,13 +148,21 @@ def step_summary(environ: Mapping[str, str] | None = None) -> Path | None:
 
 def _pyproject_settings(cwd: Path) -> dict[str, str]:
     path = cwd / "pyproject.toml"
-    if not path.is_file():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
         return {}
-    import tomllib  # only when there is a pyproject.toml: keeps it off a plain run's start-up
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot read {path}: {exc}", hint="Fix the file, or pass settings as flags."
+        ) from None
+    if "pgship" not in text:  # no [tool.pgship]: the project's file is none of pgship's business
+        return {}
+    import tomllib  # only for a pyproject.toml that mentions pgship: keeps it off most start-ups
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(
             f"cannot read {path}: {exc}", hint="Fix the file, or pass settings as flags."
         ) from None

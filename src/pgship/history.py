@@ -17,7 +17,6 @@ place answers "what does pgship do to my tracking table".
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgship import adopt
 from pgship.database import one_row
+from pgship.digest import sha256
 from pgship.migrations import Discovery, Version
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class TrackingTable:
         Take it from the *resolved* table (:func:`resolve`, always schema-qualified): two spellings
         of one table (``schema_migrations``, ``public.schema_migrations``) must share one lock.
         """
-        digest = hashlib.sha256(f"pgship:{self}".encode()).digest()
+        digest = sha256(f"pgship:{self}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
 
 

@@ -33,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pgship.config import LEASE_TTL_S
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
 #: SQLSTATE of the error a migration raises when its run no longer holds the lease
 LEASE_LOST_SQLSTATE = "PGL01"
-DEFAULT_TTL_S = 30.0
+DEFAULT_TTL_S = LEASE_TTL_S  # pgship.config owns the default
 LOCK_NAME = "migrate"
 
 

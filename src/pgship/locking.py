@@ -18,7 +18,6 @@ A pooler in *statement* mode cannot run a migration in a transaction at all: ref
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import socket
 import time
@@ -232,6 +231,8 @@ def advisory_lock_holder(conn: psycopg.Connection, key: int) -> str:
 def holder() -> str:
     """Who holds a lease, in another runner's wait message: process, user and host."""
     try:
+        import getpass  # termios and pwd: only when the name is needed
+
         user = getpass.getuser()
     except Exception:
         user = "unknown"
@@ -259,7 +260,6 @@ def locking_runner(
     pooling is refused (exit 2). ``make_runner(conn, **locking)`` builds the runner.
     """
     from pgship.database import connect
-    from pgship.lease import Lease
     from pgship.pooler import detect
 
     path = detect(conn, lambda: connect(url, named=named, pooled=True))
@@ -270,6 +270,8 @@ def locking_runner(
             yield make_runner(direct), direct
         return
     if choice.lock == "lease":
+        from pgship.lease import Lease  # secrets and threading: only through a pooler
+
         conn.prepare_threshold = None
         lease = Lease(table, holder=holder(), ttl_s=lease_ttl_s)
         yield (

@@ -8,7 +8,6 @@ files for ``migrate``, all of them for ``verify``), because parsing costs more.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from functools import total_ordering
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pgship.digest import sha256
 from pgship.errors import InvalidMigrations, Problem
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def printable_name(name: str) -> str:
 
 def checksum_of(text: str) -> str:
     """SHA-256 hex digest of the normalised text."""
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
+    return sha256(normalise_text(text).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +248,7 @@ def _read_directory(directory: Path) -> tuple[Discovery, list[Problem]]:
                 directory=directory,
                 filename=name,
                 text=text,
-                checksum=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                checksum=sha256(text.encode("utf-8")).hexdigest(),
             )
         )
 

@@ -22,7 +22,6 @@ the resolved table, the lock and the interrupt report; splitting them would spre
 from __future__ import annotations
 
 import functools
-import getpass
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from pgship import adopt, config, failures
 from pgship import history as tracking
-from pgship.apply import AppliedRecord, Applier, RunOptions, ms_since
 from pgship.created_objects import objects_created
 from pgship.errors import Interrupted, PgshipError, Refused, UsageError
 from pgship.events import Event, EventKind, EventSink, ignore
@@ -47,10 +45,12 @@ from pgship.interrupts import (
 )
 from pgship.migrations import Discovery, MigrationFile, Version, require_parsed
 from pgship.planner import Plan, State, make_plan
+from pgship.run_model import AppliedRecord, RunOptions, ms_since
 
 if TYPE_CHECKING:
     import psycopg
 
+    from pgship.apply import Applier
     from pgship.lease import Lease
     from pgship.sqlscript import Script
 
@@ -103,6 +103,8 @@ def applied_by_identity(option: str | None) -> str:
     who = config.applied_by(option)
     if not who:
         try:
+            import getpass  # termios and pwd: only when the name is needed
+
             who = f"{getpass.getuser()}@{socket.gethostname()}"
         except Exception:
             who = socket.gethostname()
@@ -153,6 +155,8 @@ class Runner:
     def applier(self) -> Applier:
         """What applies each migration (:mod:`pgship.apply`), on the resolved table."""
         if self._applier is None:
+            from pgship.apply import Applier  # not on the start-up of commands that only read
+
             self._applier = Applier(self.conn, self.resolve(), self.options, emit=self.emit, lease=self.lease)
         return self._applier
 

@@ -19,12 +19,14 @@ from tests.conftest import MigrationsDir, run_cli
 from tests.integration.helpers import applied_versions, table_exists
 
 # Runs pgship's command in a fresh interpreter (output not a terminal), then prints which of the heavy
-# modules it had imported: the SQL parser, the terminal renderer, the web stack.
+# modules it had imported: the SQL parser, the terminal renderer, the web stack, OpenSSL (hashlib),
+# and how a migration is applied or leased.
 PROBE = (
     "import os, sys\n"
     "from pgship.cli import main\n"
     "code = main(['-d', os.environ['PROBE_URL'], '-m', os.environ['PROBE_DIR'], *sys.argv[1:]])\n"
-    "heavy = ('pglast', 'pgship.sqlscript', 'rich', 'httpx', 'uvicorn', 'starlette', 'anyio')\n"
+    "heavy = ('pglast', 'pgship.sqlscript', 'rich', 'httpx', 'uvicorn', 'starlette', 'anyio', '_hashlib',\n"
+    "         'pgship.apply', 'pgship.pipeline', 'pgship.lease')\n"
     "loaded = sorted(m for m in heavy if m in sys.modules)\n"
     "print('LOADED=' + ','.join(loaded))\n"
     "sys.exit(code)\n"

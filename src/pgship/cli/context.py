@@ -75,7 +75,7 @@ class Context:
     def locking_runner(self, options: RunOptions | None = None) -> Iterator[tuple[Runner, Any]]:
         """A runner for a command that takes the migration lock, and its connection (see
         :func:`pgship.locking.locking_runner`: direct, through a pooler, or refused)."""
-        from pgship.lease import DEFAULT_TTL_S
+        from pgship.config import LEASE_TTL_S as DEFAULT_TTL_S
         from pgship.locking import locking_runner
 
         def chosen(choice: ConnectionChoice) -> None:

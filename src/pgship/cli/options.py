@@ -166,7 +166,7 @@ def run_options(parser: argparse.ArgumentParser) -> None:
 
 def pooler_options(parser: argparse.ArgumentParser) -> None:
     """Working through a connection pooler (migrate, baseline, repair, deploy)."""
-    from pgship.lease import DEFAULT_TTL_S
+    from pgship.config import LEASE_TTL_S as DEFAULT_TTL_S
 
     parser.add_argument(
         "--direct-url",

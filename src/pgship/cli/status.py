@@ -42,11 +42,11 @@ def run(ctx: Context) -> int:
     discovery = ctx.discover()
     with ctx.connect() as conn:
         plan = ctx.runner(conn).plan(discovery)
-    payload = {**ctx.header(), **plan_payload(plan)}
-    if ctx.args.pending:
-        pending = {str(e.version) for e in plan.with_state(State.PENDING, State.OUT_OF_ORDER)}
-        payload["migrations"] = [m for m in payload["migrations"] if m["version"] in pending]
     if ctx.out.as_json:
+        payload = {**ctx.header(), **plan_payload(plan)}
+        if ctx.args.pending:
+            pending = {str(e.version) for e in plan.with_state(State.PENDING, State.OUT_OF_ORDER)}
+            payload["migrations"] = [m for m in payload["migrations"] if m["version"] in pending]
         ctx.out.document(payload)
     else:
         listing = "pending" if ctx.args.pending else ("all" if ctx.args.all else "auto")
