@@ -77,6 +77,16 @@ def test_a_failure_at_commit_says_so():
     )
 
 
+def test_a_failure_after_commit_says_the_migration_is_applied():
+    error = failures.ServerError("canceling statement due to statement timeout", sqlstate="57014")
+    failed = failures.failure(migration(), None, error, partial=False, after_commit=True)
+    assert failed.message == (
+        "003_add_orders.sql: applied and recorded, but resetting the session after it failed: "
+        "canceling statement due to statement timeout [SQLSTATE 57014]"
+    )
+    assert "is applied" in failed.hint and "rolled back" not in failed.hint
+
+
 @pytest.mark.parametrize(
     ("partial", "at_commit", "says"),
     [
