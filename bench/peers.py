@@ -48,6 +48,8 @@ LARGE = 1000  # above this size only tools marked ``large`` run, unless --all-to
 # Durable (fsync and synchronous_commit on), but no background work inside a timed run:
 # every run starts after a CHECKPOINT, and these keep the next one (and autovacuum of the
 # growing catalogs) from landing at random inside some tool's run.
+#: How many times each repeat measures a no-op rerun and status, each next to the Python floor
+QUICK_REPEATS = 3
 SERVER_SETTINGS = {"checkpoint_timeout": "1h", "max_wal_size": "32GB", "autovacuum": "off"}
 
 
@@ -163,12 +165,19 @@ class Bench:
             self.record(files.count, tool.key, "apply", rep, measured, error)
             if not with_noop or not measured.ok or error:
                 return
-            for phase, command in (("noop", tool.noop), ("status", tool.status)):
-                if command is None:
-                    continue
-                measured = run_measured(command(target), env=tool.env(target), cwd=files.numbered.parent)
-                error = check_applied(target.url(), tool.applied_query, files.count) if measured.ok else ""
-                self.record(files.count, tool.key, phase, rep, measured, error)
+            # A no-op or status takes a fifth of a second and the load moves by more than the goals'
+            # margins between two such runs: each is measured QUICK_REPEATS times, each time right
+            # after the Python floor it is compared with, so both medians see the same load.
+            floor = python_floor(self.target(files, "postgres"))
+            for _ in range(QUICK_REPEATS):
+                for phase, command in (("noop", tool.noop), ("status", tool.status)):
+                    if command is None:
+                        continue
+                    reference = run_measured(floor, env=target.env())
+                    self.record(files.count, "python-floor", "reference", rep, reference, "")
+                    measured = run_measured(command(target), env=tool.env(target), cwd=files.numbered.parent)
+                    applied = check_applied(target.url(), tool.applied_query, files.count)
+                    self.record(files.count, tool.key, phase, rep, measured, applied if measured.ok else "")
             if tool.key == "pgship" and rep == 0 and files.count == self.importtime_size:
                 self.measure_imports(target, files)
         finally:
