@@ -166,6 +166,7 @@ class Applier:
                 lock_held=self._lock_held_sql(),
                 statement_timeout_s=self.options.statement_timeout_s,
                 encoding=self._encoding,
+                reset=session.reset_between_migrations(self._server_version),
             )
             if pipeline.prepare(self.conn, own.texts, self._encoding).error is not None:
                 self._prepare = False  # whatever the reason, the texts still work
@@ -270,7 +271,9 @@ class Applier:
         """One attempt's round trip, prepared statements or texts (through a pooler, or as a fallback)."""
         tail, after_commit = self._run_constants()
         pooled = self.lease is not None
+        reset: list[str | Prepared] = [*after_commit]
         if prepared is not None:
+            reset = [*prepared.reset]
             begin: list[str | Prepared] = ["BEGIN", prepared.begin(lock_timeout)]
             record: str | Prepared = prepared.record(
                 version=migration.version.text,
@@ -309,7 +312,7 @@ class Applier:
             statements.append(self.lease.check_statement())
         statements.extend(("SET LOCAL ROLE NONE", record))
         guard_at = len(statements)
-        statements.extend((check, "COMMIT", *after_commit, readback))
+        statements.extend((check, "COMMIT", *reset, readback))
         return Batch(statements, len(begin), guard_at, lease_at, guard_at + 1)
 
     def _applied(

@@ -1,11 +1,11 @@
 """The runner's own statements of every migration, prepared once per run on a direct connection.
 
-Besides the file's statements, a migration's round trip carries four of pgship's: the settings
-after BEGIN, the tracking row, the guard, and the read-back after COMMIT. Sent as texts, the server
-parsed, analysed and planned each of them anew for every migration: on a release of small
-migrations that was most of the server's time that was pgship's rather than the files' (measured
-with ``perf`` on the server, docs/PERFORMANCE.md). Prepared once per run as named statements, a
-migration only binds its values, and the server plans each at most a few times.
+Besides the file's statements, a migration's round trip carries pgship's own: the settings after
+BEGIN, the tracking row, the guard, and after COMMIT the clean-session reset and the read-back. Sent
+as texts, the server parsed, analysed and planned each of them anew for every migration: on a
+release of small migrations that was most of the server's time that was pgship's rather than the
+files' (measured with ``perf`` on the server, docs/PERFORMANCE.md). Prepared once per run as named
+statements, a migration only binds its values, and the server plans each at most a few times.
 
 * Through a transaction pooler nothing is prepared (a statement prepared on one server connection is
   not there on the next): the texts are sent as they are (:mod:`pgship.apply`).
@@ -40,7 +40,7 @@ DROPPED = "26000"
 
 
 class OwnStatements:
-    """The four statements for one run and one tracking table: their texts, then each migration's values."""
+    """The statements for one run and one tracking table: their texts, then each migration's values."""
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class OwnStatements:
         lock_held: str,
         statement_timeout_s: float | None,
         encoding: str,
+        reset: list[str],
     ) -> None:
         self.oid = oid  # the tracking table they were written for
         self.encoding = encoding
@@ -67,6 +68,10 @@ class OwnStatements:
             prefix + "readback": tracking.readback_query(table, spellings, oid),
         }
         self._begin, self._record, self._guard, self._readback = (n.encode() for n in self.texts)
+        # the clean-session reset after COMMIT: utility statements, parsed once too
+        resets = {f"{prefix}reset{i}": text for i, text in enumerate(reset)}
+        self.texts.update(resets)
+        self.reset = [Prepared(name.encode(), ()) for name in resets]
 
     def _values(self, *values: str | None) -> tuple[bytes | None, ...]:
         return tuple(None if v is None else v.encode(self.encoding) for v in values)

@@ -59,6 +59,13 @@ def reset_after_commit(server_version: int) -> list[str]:
     return [first, f"DO $pgship_reset$ BEGIN {body}; END $pgship_reset$"]
 
 
+def reset_between_migrations(server_version: int) -> list[str]:
+    """:func:`session_defaults` without :data:`NOT_BETWEEN_MIGRATIONS`, one statement each, for
+    statements prepared once per run (:mod:`pgship.prepared`); ``SET SESSION AUTHORIZATION DEFAULT``
+    first, so the rest runs as the runner's own role."""
+    return [s for s in session_defaults(server_version) if s not in NOT_BETWEEN_MIGRATIONS]
+
+
 def deallocate_from_sql() -> str:
     """Deallocate the prepared statements made with SQL's ``PREPARE`` (a migration's), and no others."""
     return (

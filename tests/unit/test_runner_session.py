@@ -50,6 +50,15 @@ def test_the_reset_after_commit_is_the_same_reset_in_two_statements():
     # the runner's prepared statements stay; a migration's own are counted and deallocated one by one
     assert "DEALLOCATE ALL" not in block and "DISCARD PLANS" not in block
     assert "WHERE from_sql" in session.deallocate_from_sql()
+    prepared = session.reset_between_migrations(160000)  # the same reset, prepared once per run
+    assert prepared[0] == first and prepared[1:] == [
+        "RESET ALL",
+        "DISCARD TEMP",
+        "DISCARD SEQUENCES",
+        "CLOSE ALL",
+        "UNLISTEN *",
+        "SET client_connection_check_interval = 1000",
+    ]
 
 
 def test_through_a_transaction_pooler_every_reset_is_local_to_the_transaction():
