@@ -5,11 +5,12 @@ afterwards (also on Ctrl-C). A mutation that no scenario catches is a hole in
 the specification. Run from anywhere, with nothing uncommitted under
 src/pgship (the script refuses otherwise):
 
-    .venv/bin/python tools/spec_mutations.py            # all mutations (about 3 minutes)
+    .venv/bin/python tools/spec_mutations.py            # all mutations (about 1 minute each)
     .venv/bin/python tools/spec_mutations.py M1 M5      # only these
 
-M5 takes a minute longer: without lock_timeout the deploy in the lock scenario
-never ends, and the scenario's 60 s bound on it is what fails.
+The scenarios run in 4 behave processes (pgship.testing.spec.parallel), as in ``make spec``.
+M5 takes longer: without lock_timeout the deploy in the lock scenario never ends, and the
+scenario's bound on it is what fails.
 """
 
 from __future__ import annotations
@@ -22,52 +23,53 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNER = "src/pgship/runner.py"
+APPLY = "src/pgship/apply.py"
+GUARD = "src/pgship/guard.py"
 
-#: name -> [(file, text, replacement)]
+#: name -> [(file, text, replacement)]; tests/docs/test_spec_mutations.py checks every text is still there
 MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "M1 skip the advisory lock": [
         (
-            RUNNER,
-            'while not self.conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:',
+            "src/pgship/locking.py",
+            'while not one_row(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)))[0]:',
             "while False:",
         )
     ],
-    "M2 autocommit each statement (no transaction per migration)": [
+    "M2 commit a migration before its tracking row and guard": [
         (
-            RUNNER,
-            "self.conn.execute(self._begin(lock_timeout))",
-            "self.conn.execute(self._begin(lock_timeout).replace('BEGIN; SET LOCAL', 'SET'))",
+            APPLY,
+            "statements: list[str | Prepared] = [*begin, *(s.text for s in script.statements), *tail]",
+            'statements: list[str | Prepared] = [*begin, *(s.text for s in script.statements), "COMMIT", '
+            '"BEGIN", *tail]',
         )
     ],
-    "M3 don't check checksums": [("src/pgship/planner.py", "if row.checksum != file.checksum:", "if False:")],
+    "M3 don't check checksums": [
+        ("src/pgship/planner.py", "elif row.checksum != file.checksum:", "elif False:")
+    ],
     "M4 don't refuse duplicate versions": [
-        ("src/pgship/migrations.py", "problems.extend(_duplicate_problems(found))", "pass")
+        ("src/pgship/migrations.py", "    problems.extend(_duplicate_problems(found))", "    pass")
     ],
     "M5 don't set lock_timeout": [
         (
-            RUNNER,
-            """parts = ["BEGIN", f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'"]""",
-            'parts = ["BEGIN"]',
+            "src/pgship/session.py",
+            "settings = [f\"pg_catalog.set_config('lock_timeout', {lock_timeout}, true)\"]",
+            # no timeout; the value is still read (as text), so a prepared statement keeps its parameter
+            "settings = [\"pg_catalog.set_config('lock_timeout', '0', true)\", f\"{lock_timeout}::text\"]",
         )
     ],
-    "M6 one transaction for the whole run": [
+    "M6 never commit: one transaction for the whole run": [
         (
-            RUNNER,
-            "self.conn.execute(self._begin(lock_timeout))",
-            "(self.conn.info.transaction_status == 0 and self.conn.execute(self._begin(lock_timeout)))",
-        ),
-        (
-            RUNNER,
-            'sql.SQL("; COMMIT; " + self._session_defaults())',
-            'sql.SQL("; " + self._session_defaults())',
-        ),
+            APPLY,
+            'statements.extend((check, "COMMIT", *reset, readback))',
+            "statements.extend((check, *reset, readback))",
+        )
     ],
-    "M7 print the URL unredacted": [
+    "M7 print passwords": [
         (
             "src/pgship/database.py",
-            '    if url and "://" in url:\n        parts = urlsplit(url)',
-            '    if url and "://" in url:\n        return url',
+            "    text = _URL_PASSWORD.sub(lambda m: f\"{m['prefix']}***{m['at']}\", text)\n"
+            "    return _KEYWORD_PASSWORD.sub(lambda m: f\"{m['prefix']}***\", text)",
+            "    return text",
         ),
         (
             "src/pgship/database.py",
@@ -78,32 +80,57 @@ MUTATIONS: dict[str, list[tuple[str, str, str]]] = {
     "M8 run files that failed to parse": [
         (
             "src/pgship/migrations.py",
-            "    if problems:\n        raise InvalidMigrations(problems)\n    return scripts",
-            "    return scripts",
+            "    scripts, problems = _parse_all(migrations)\n    if problems:\n",
+            "    scripts, problems = _parse_all(migrations)\n    if False:\n",
         )
     ],
     "M9 don't re-plan after taking the lock": [
         (
-            RUNNER,
-            "            plan = make_plan(discovery, self.read_history(), **plan_options)\n"
-            "            _raise_refusals(plan)\n            unparsed",
-            "            unparsed",
+            "src/pgship/runner.py",
+            "            plan = plan_for(discovery, self.read_history())\n            raise_refusals(plan)\n",
+            "",
         )
     ],
     "M10 no warning about a rollback/ folder": [
         (
             "src/pgship/migrations.py",
-            "                warnings.append(\n",
-            "                (lambda *a: None)(\n",
+            "            if lowered in ROLLBACK_DIRECTORY_NAMES:",
+            "            if False:",
         )
+    ],
+    "M11 the guard does not check the lock": [
+        (GUARD, '    if lock_key is None:\n        return "TRUE"', '    if True:\n        return "TRUE"')
+    ],
+    "M12 the guard does not check the tracking table": [
+        # the condition still reads its values, so a prepared guard keeps its parameters
+        (
+            GUARD,
+            "    checks.append(_unless(untouched, TRACKING_CHANGED))",
+            '    checks.append(_unless(f"({untouched}) OR TRUE", TRACKING_CHANGED))',
+        )
+    ],
+    "M13 no clean session between migrations": [
+        (
+            "src/pgship/prepared.py",
+            "self.reset = [Prepared(name.encode(), ()) for name in resets]",
+            "self.reset = []",
+        ),
+        (
+            "src/pgship/session.py",
+            'return [first, f"DO $pgship_reset$ BEGIN {body}; END $pgship_reset$"]',
+            "return []",
+        ),
     ],
 }
 
 
 def _scenarios(output: str, heading: str) -> list[tuple[str, str]]:
-    if heading not in output:
-        return []
-    return re.findall(r"^\s+features/(\S+)\s+(.*)$", output.split(heading)[-1], re.M)
+    """The scenarios listed under ``heading``, in every worker's report."""
+    found: list[tuple[str, str]] = []
+    for part in output.split(heading)[1:]:
+        listing = part.split("\n\n", 1)[0]
+        found.extend(re.findall(r"^\s+features/(\S+)\s+(.*)$", listing, re.M))
+    return found
 
 
 def run(name: str, edits: list[tuple[str, str, str]], results: str) -> None:
@@ -118,9 +145,9 @@ def run(name: str, edits: list[tuple[str, str, str]], results: str) -> None:
                 raise SystemExit(f"{name}: the text to mutate is no longer in {path}: {old!r}")
             file.write_text(current.replace(old, new, 1))
         started = time.monotonic()
-        behave = [str(ROOT / ".venv/bin/behave"), "-D", "db=embedded", "-f", "progress"]
+        spec = [str(ROOT / ".venv/bin/python"), "-m", "pgship.testing.spec.parallel", "--workers", "4"]
         completed = subprocess.run(
-            [*behave, "-D", f"pgship.results_dir={results}"],
+            [*spec, "-D", "db=embedded", "-f", "progress", "-D", f"pgship.results_dir={results}"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -128,7 +155,13 @@ def run(name: str, edits: list[tuple[str, str, str]], results: str) -> None:
             check=False,
         )
         output = completed.stdout + completed.stderr
-        summary = next((line for line in output.splitlines() if "scenarios passed" in line), "no summary")
+        # the parallel runner ends with the whole run's totals ("scenarios: N passed, ...")
+        totals = [
+            line.strip()
+            for line in output.splitlines()
+            if "scenarios: " in line or "scenarios passed" in line
+        ]
+        summary = totals[-1] if totals else "no summary"
         caught = sorted(
             set(_scenarios(output, "Failing scenarios:") + _scenarios(output, "Errored scenarios:"))
         )
