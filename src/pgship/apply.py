@@ -2,11 +2,13 @@
 
 A transactional migration is one pipelined round trip (:meth:`Applier.apply`):
 
-    BEGIN; SET LOCAL lock_timeout ...; <counters for the guard>
+    BEGIN; <lock_timeout and the counters for the guard, one SELECT>
     <each statement of the file, as its own protocol message>
-    SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE; <the runner's statement_timeout>
+    <the runner's statement_timeout>; SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE
     <the tracking row (pgship.history)>; <the guard (pgship.guard)>; COMMIT
     <the clean-session reset (pgship.session)>; <read back the new row's hash and the table's file>
+
+On a direct connection the runner's own statements are prepared once per run (:mod:`pgship.prepared`).
 
 A lock timeout rolls it back and retries it with a doubled timeout. A no-transaction file runs
 statement by statement, the lock checked after each, and is recorded at the end. Failures are put
@@ -184,14 +186,15 @@ class Applier:
         server says which one failed (the index of the error's result) and ``pg_stat_activity``
         shows the one running. The runner's own statements are few and cheap: the settings in one
         ``SELECT``, then the role and timeout, the tracking row, the guard, and after COMMIT the
-        clean-session reset in two statements (:func:`pgship.session.reset_after_commit`) and the
-        read-back in one. The settings, row, guard and read-back are prepared once per run
-        (:mod:`pgship.prepared`). The server times the migration (``transaction_timestamp()`` is
-        the BEGIN), because the tracking row is sent before the statements have run. The row is
-        written as the runner's own identity, whatever role the migration switched to; the guard
-        rolls the migration back if it released the lock or touched other versions' rows. After
-        COMMIT the same round trip resets the session and reads back the new row, so the next
-        guard knows what to expect.
+        clean-session reset (:func:`pgship.session.reset_between_migrations`) and the read-back.
+        All but the role and timeout are prepared once per run (:mod:`pgship.prepared`); as texts
+        (through a pooler, or after a migration dropped them) the reset is two statements
+        (:func:`pgship.session.reset_after_commit`). The server times the migration
+        (``transaction_timestamp()`` is the BEGIN), because the tracking row is sent before the
+        statements have run. The row is written as the runner's own identity, whatever role the
+        migration switched to; the guard rolls the migration back if it released the lock or
+        touched other versions' rows. After COMMIT the same round trip resets the session and
+        reads back the new row, so the next guard knows what to expect.
         """
         from psycopg import errors as pgerrors
 
