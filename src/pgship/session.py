@@ -53,9 +53,8 @@ def reset_after_commit(server_version: int) -> list[str]:
     through ``EXECUTE``: PL/pgSQL has a ``CLOSE`` of its own). One protocol message instead of nine.
     Without :data:`NOT_BETWEEN_MIGRATIONS`.
     """
-    first, *rest = session_defaults(server_version)
-    kept = [s for s in rest if s not in NOT_BETWEEN_MIGRATIONS]
-    body = "; ".join(f"EXECUTE '{s}'" if s == "CLOSE ALL" else s for s in kept)
+    first, *rest = reset_between_migrations(server_version)
+    body = "; ".join(f"EXECUTE '{s}'" if s == "CLOSE ALL" else s for s in rest)
     return [first, f"DO $pgship_reset$ BEGIN {body}; END $pgship_reset$"]
 
 

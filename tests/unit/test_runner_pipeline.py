@@ -46,3 +46,18 @@ def test_a_lost_connection_keeps_what_completed_before_it(conn):
     assert outcome.error is not None
     assert outcome.completed == 2  # BEGIN and SELECT 1 answered; the terminating statement did not
     assert conn.broken or conn.closed
+
+
+def test_prepared_statements_run_by_name_with_their_values_next_to_texts(conn):
+    prepared = pipeline.prepare(conn, {"pgship_test_add": "SELECT $1::int + $2::int"}, "utf-8")
+    assert prepared.error is None
+    outcome = pipeline.run(
+        conn,
+        ["SELECT 'text'", pipeline.Prepared(b"pgship_test_add", (b"2", b"3")), "SELECT 1"],
+        "utf-8",
+    )
+    assert outcome.error is None and outcome.completed == 3
+    assert list(outcome.rows(1, "utf-8")) == [("5",)]
+    conn.execute("DEALLOCATE ALL")  # what a migration may do: the name is gone, the server says so
+    gone = pipeline.run(conn, [pipeline.Prepared(b"pgship_test_add", (b"1", b"1"))], "utf-8")
+    assert gone.failed_at == 0 and gone.error is not None and gone.error.sqlstate == "26000"
